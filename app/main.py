@@ -1,0 +1,19 @@
+"""Apate dashboard entry: ``streamlit run app/main.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+st.set_page_config(page_title="Apate", page_icon="🛡️", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page(str(PAGES / "home.py"), title="Home", icon="🏠", default=True),
+        st.Page(str(PAGES / "inspect.py"), title="Inspect", icon="🔎", url_path="inspect"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,93 @@
+"""UI pieces shared by every page: cached engine resources, upload handling, progress and error cards."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Callable, Iterator
+
+import streamlit as st
+
+from apate_core.errors import ApateError, InputRefused
+from apate_core.settings import Settings, load_settings
+from apate_core.store import ResultStore, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = ROOT / "assets" / "samples"
+
+
+@st.cache_resource
+def get_settings() -> Settings:
+    return load_settings()
+
+
+@st.cache_resource
+def get_store() -> ResultStore:
+    return open_store(get_settings())
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")
+    return cleaned[:80] or "upload"
+
+
+def save_upload(uploaded) -> Path:
+    """Write an uploaded file to the private upload area, once per content."""
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    folder = get_settings().cache_path / "uploads" / digest[:32]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / _safe_name(uploaded.name)
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def error_card(exc: ApateError, title: str = "This input was refused") -> None:
+    """A refusal as a person can act on it: what was wrong, what is accepted, the limit."""
+    if isinstance(exc, InputRefused):
+        lines = [f"**{title}.** {exc.problem.rstrip('.')}."]
+        if exc.accepted:
+            lines.append(f"**Accepted:** {exc.accepted}.")
+        if exc.limit:
+            lines.append(f"**Limit:** {exc.limit}.")
+        st.error("\n\n".join(lines), icon="🚫")
+    else:
+        st.error(f"**{title}.** {exc}", icon="🚫")
+
+
+class progress_bar:
+    """Context manager giving an engine progress callback drawn as a Streamlit progress bar."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self) -> Callable[[float, str], None]:
+        self._bar = st.progress(0.0, text=self.label)
+
+        def update(fraction: float, message: str) -> None:
+            self._bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{self.label}: {message}")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.empty()
+
+
+def sample_files() -> Iterator[Path]:
+    if SAMPLES_DIR.is_dir():
+        yield from sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in {".mp4", ".jpg", ".png", ".webp"})
+
+
+def device_label() -> str:
+    settings = get_settings()
+    try:
+        device = settings.resolved_device()
+    except ApateError as exc:
+        return f"unavailable ({exc})"
+    if device == "cuda":
+        import torch
+
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    return "CPU"
