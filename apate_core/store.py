@@ -122,6 +122,7 @@ class ResultStore:
             disk=BytesOnlyDisk,
             size_limit=self.size_limit,
             eviction_policy="least-recently-used",
+            cull_limit=0,  # evict in _evict instead: diskcache culls ten at a time, the new entry too
             disk_min_file_size=0,
         )
 
@@ -148,10 +149,25 @@ class ResultStore:
             self._rebuild(exc)
             return default
 
+    def _set(self, key: str, blob: bytes) -> None:
+        def write() -> None:
+            self._cache.set(key, blob)
+            self._evict(keep=key)
+
+        self._guarded(write)
+
+    def _evict(self, keep: str) -> None:
+        """Drop least recently used entries, one at a time, until the volume is under the limit."""
+        oldest = "SELECT key FROM Cache WHERE key != ? ORDER BY access_time LIMIT 1"
+        while self._cache.volume() > self.size_limit:
+            row = self._cache._sql(oldest, (keep,)).fetchone()
+            if row is None:
+                break
+            self._cache.delete(row[0])
+
     # results: JSON metadata + arrays
     def put(self, key: str, meta: dict, arrays: Optional[dict[str, np.ndarray]] = None) -> None:
-        blob = encode_result(meta, arrays)
-        self._guarded(lambda: self._cache.set(key, blob))
+        self._set(key, encode_result(meta, arrays))
 
     def get(self, key: str) -> Optional[StoredResult]:
         blob = self._guarded(lambda: self._cache.get(key))
@@ -166,7 +182,7 @@ class ResultStore:
 
     # media and other raw bytes
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._guarded(lambda: self._cache.set(key, bytes(data)))
+        self._set(key, bytes(data))
 
     def get_bytes(self, key: str) -> Optional[bytes]:
         value = self._guarded(lambda: self._cache.get(key))
