@@ -27,6 +27,17 @@ def settings(tmp_path):
     return load_settings({}, cache_dir=str(tmp_path / "cache"), models_dir=str(tmp_path / "models"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convolutions run faster on one thread than on two cores shared with other work."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """The shared real media (../shared/testdata), pointed at by APATE_TESTDATA."""

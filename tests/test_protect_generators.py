@@ -24,13 +24,7 @@ SPECS = Path(os.environ.get("APATE_SPECS") or REPO.parent / "shared" / "specs") 
 needs_specs = pytest.mark.skipif(not SPECS.is_dir(), reason=f"generator spec JSONs not found at {SPECS}")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine has 2 shared cores; oversubscribed OpenMP threads make tiny convs 20x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Spec JSON -> (family, released configuration as load_generator keywords)
 RELEASES = {

@@ -18,13 +18,7 @@ from apate_core.protect.transforms import ROBUSTNESS_TRANSFORMS, ImageTransform,
 SIZE = (32, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine has 2 shared cores; oversubscribed OpenMP threads make tiny convs 20x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -47,25 +47,6 @@ def _check_steps(step_size: float, iterations: int) -> None:
 
 
 @register_attack
-class FGSM(Attack):
-    """One signed-gradient step of size epsilon."""
-
-    name = "fgsm"
-    config_cls = FGSMConfig
-
-    @property
-    def iterations(self) -> int:
-        return 1
-
-    @property
-    def step_size(self) -> float:
-        return self.config.epsilon
-
-    def initial_offset(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        return _uniform(x, self.config.start_noise, rng)
-
-
-@register_attack
 class IFGSM(Attack):
     """Iterative FGSM: k steps of size a from (almost) the clean image."""
 
@@ -85,19 +66,27 @@ class IFGSM(Attack):
 
 
 @register_attack
-class PGD(Attack):
+class FGSM(IFGSM):
+    """One signed-gradient step of size epsilon."""
+
+    name = "fgsm"
+    config_cls = FGSMConfig
+
+    @property
+    def iterations(self) -> int:
+        return 1
+
+    @property
+    def step_size(self) -> float:
+        return self.config.epsilon
+
+
+@register_attack
+class PGD(IFGSM):
     """I-FGSM from a uniform random start in the epsilon ball."""
 
     name = "pgd"
     config_cls = PGDConfig
-
-    @property
-    def iterations(self) -> int:
-        return self.config.iterations
-
-    @property
-    def step_size(self) -> float:
-        return self.config.step_size
 
     def initial_offset(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         return _uniform(x, self.config.epsilon, rng)
