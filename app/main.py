@@ -8,12 +8,12 @@ import streamlit as st
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
-st.set_page_config(page_title="Apate", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="Apate", page_icon=":material/shield:", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page(str(PAGES / "home.py"), title="Home", icon="🏠", default=True),
-        st.Page(str(PAGES / "inspect.py"), title="Inspect", icon="🔎", url_path="inspect"),
+        st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),
+        st.Page(str(PAGES / "inspect.py"), title="Inspect", icon=":material/search:", url_path="inspect"),
     ]
 )
 navigation.run()

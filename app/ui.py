@@ -52,9 +52,9 @@ def error_card(exc: ApateError, title: str = "This input was refused") -> None:
             lines.append(f"**Accepted:** {exc.accepted}.")
         if exc.limit:
             lines.append(f"**Limit:** {exc.limit}.")
-        st.error("\n\n".join(lines), icon="🚫")
+        st.error("\n\n".join(lines), icon=":material/block:")
     else:
-        st.error(f"**{title}.** {exc}", icon="🚫")
+        st.error(f"**{title}.** {exc}", icon=":material/block:")
 
 
 class progress_bar:

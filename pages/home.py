@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import ui
 
-st.title("🛡️ Apate")
+st.title(":material/shield: Apate")
 st.markdown(
     "Apate helps trust-and-safety analysts, verification desks and people protecting their own photos. "
     "**Inspect** tells you exactly what a file is: its container, codecs, metadata and C2PA Content "

@@ -18,7 +18,7 @@ STRIP_COLUMNS = 6
 settings = ui.get_settings()
 store = ui.get_store()
 
-st.title("🔎 Inspect")
+st.title(":material/search: Inspect")
 st.caption(
     "Apate decides what a file is from its content, not its name. "
     f"Videos: {', '.join(settings.video_containers)} (≤ {settings.max_video_mb:g} MB); "
@@ -71,7 +71,7 @@ cols[0].metric("Type", f"{media.kind} · {media.format}")
 cols[1].metric("Size", f"{media.size_bytes / 1048576:.2f} MB")
 if media.video is not None:
     cols[2].metric("Resolution", f"{info.display_width}×{info.display_height}")
-    cols[3].metric("Duration", f"{info.duration:.1f} s at {info.fps:.2f} fps")
+    cols[3].metric("Duration", f"{info.duration:.1f} s · {info.fps:.3g} fps")
 else:
     cols[2].metric("Resolution", f"{info.width}×{info.height}")
     cols[3].metric("Colour", f"{info.mode} → RGB")

@@ -1,0 +1,173 @@
+"""Heatmaps of the evidence for "fake" via pytorch-grad-cam.
+
+Detectors have ONE output, the fake logit, so the CAM target is that logit itself (not a class
+index into a softmax): positive gradients mean "this region makes the image look more fake".
+Maps come back at each frame's own resolution, float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+from ..errors import InputRefused
+from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
+from .models import Detector, DetectorConfig, as_rgb_uint8, crop_offsets, group_by_shape, shorter_side_shape
+
+
+class FakeLogitTarget:
+    """CAM target for a one-output detector: the fake logit of one sample."""
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        return model_output.reshape(-1)[0]
+
+
+def _orient_to_fake(projection: np.ndarray, activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    # An SVD component's sign is arbitrary; flip it to agree with the fake logit's
+    # gradient-weighted activations (the Grad-CAM direction), so the map shows evidence FOR fake.
+    signed = (grads.mean(axis=(2, 3))[:, :, None, None] * activations).sum(axis=1)
+    agree = (projection * signed).reshape(len(projection), -1).sum(axis=1)
+    return np.where(agree[:, None, None] < 0, -projection, projection).astype(np.float32)
+
+
+class OrientedEigenCAM(EigenCAM):
+    """EigenCAM (first principal component of the activations) with its sign tied to the fake logit."""
+
+    def __init__(self, model, target_layers, reshape_transform=None):
+        BaseCAM.__init__(self, model, target_layers, reshape_transform, uses_gradients=True)
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+        return _orient_to_fake(get_2d_projection(activations), activations, grads)
+
+
+class OrientedEigenGradCAM(EigenGradCAM):
+    """EigenGradCAM (principal component of gradient x activation), sign tied to the fake logit."""
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+        return _orient_to_fake(get_2d_projection(grads * activations), activations, grads)
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    name: str
+    cam_class: type
+    description: str
+
+
+_CAM_METHODS: dict[str, CamMethod] = {}
+
+
+def register_cam_method(name: str, cam_class: type, description: str) -> None:
+    """Add a pytorch-grad-cam compatible class (model, target_layers, reshape_transform) by name."""
+    _CAM_METHODS[name] = CamMethod(name, cam_class, description)
+
+
+def list_cam_methods() -> list[str]:
+    return list(_CAM_METHODS)
+
+
+def get_cam_method(name: str) -> CamMethod:
+    try:
+        return _CAM_METHODS[name]
+    except KeyError:
+        raise InputRefused(f"Unknown heatmap method {name!r}", accepted=", ".join(_CAM_METHODS)) from None
+
+
+register_cam_method("gradcam", GradCAM, "Grad-CAM: activations weighted by the mean gradient per channel")
+register_cam_method("gradcam++", GradCAMPlusPlus, "Grad-CAM++: higher-order gradient weights, sharper for several regions")
+register_cam_method("hirescam", HiResCAM, "HiResCAM: element-wise gradient x activation, faithful to the model")
+register_cam_method("xgradcam", XGradCAM, "XGrad-CAM: activation-normalised gradient weights")
+register_cam_method("layercam", LayerCAM, "LayerCAM: positive gradients x activations per location")
+register_cam_method("eigencam", OrientedEigenCAM, "EigenCAM: dominant activation pattern, oriented toward 'fake'")
+register_cam_method("eigengradcam", OrientedEigenGradCAM, "EigenGradCAM: principal component of gradient x activation")
+
+
+@contextmanager
+def cam_session(detector: Detector, method: str = "gradcam") -> Iterator[BaseCAM]:
+    """A CAM object whose hooks on the detector are always removed on exit.
+
+    Holds detector.lock throughout: hooks must not see another thread's forward passes.
+    """
+    cam_class = get_cam_method(method).cam_class
+    with detector.lock:
+        cam = cam_class(model=detector.module, target_layers=detector.target_layers,
+                        reshape_transform=detector.reshape_transform)
+        try:
+            yield cam
+        finally:
+            cam.activations_and_grads.release()
+            detector.module.zero_grad(set_to_none=True)  # drop parameter grads the backward pass left
+
+
+def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config: DetectorConfig) -> np.ndarray:
+    """Map a CAM at network-input size back onto the original frame (zeros outside a centre crop)."""
+    height, width = frame_hw
+    if config.resize == "center_crop":
+        new_h, new_w = shorter_side_shape(height, width, config.input_size)
+        top, left = crop_offsets(new_h, new_w, config.input_size)
+        canvas = np.zeros((new_h, new_w), dtype=np.float32)
+        canvas[top:top + cam.shape[0], left:left + cam.shape[1]] = cam
+        cam = canvas
+    if cam.shape != (height, width):
+        cam = cv2.resize(cam.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(cam, 0.0, 1.0).astype(np.float32)
+
+
+def compute_cam_list(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,
+                     batch_size: int = 8, aug_smooth: bool = False,
+                     progress: ProgressCallback = no_progress,
+                     cancel: Optional[CancelToken] = None) -> list[np.ndarray]:
+    """One (H,W) float32 map in [0,1] per image, each at that image's own resolution."""
+    frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
+    maps: list[Optional[np.ndarray]] = [None] * len(frames)
+    batches = group_by_shape([detector.input_shape(f) for f in frames], max(1, batch_size))
+    with cam_session(detector, method) as cam, torch.enable_grad():
+        for done, idx in enumerate(batches):
+            check_cancelled(cancel)
+            batch = detector.preprocess([frames[i] for i in idx]).to(detector.device).requires_grad_(True)
+            raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx], aug_smooth=aug_smooth)
+            for j, i in enumerate(idx):
+                maps[i] = cam_to_frame(np.nan_to_num(raw[j]), frames[i].shape[:2], detector.config)
+            progress((done + 1) / len(batches), f"Heatmaps {sum(len(b) for b in batches[:done + 1])}/{len(frames)}")
+    return [m for m in maps if m is not None]
+
+
+def compute_cam(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,
+                batch_size: int = 8, aug_smooth: bool = False, progress: ProgressCallback = no_progress,
+                cancel: Optional[CancelToken] = None) -> np.ndarray:
+    """(N,H,W) float32 maps in [0,1] for same-size images; mixed sizes: use compute_cam_list."""
+    if len(images) == 0:
+        raise InputRefused("No images given")
+    maps = compute_cam_list(detector, images, method, batch_size=batch_size, aug_smooth=aug_smooth,
+                            progress=progress, cancel=cancel)
+    if len({m.shape for m in maps}) > 1:
+        raise InputRefused("Images have different sizes", accepted="same-size images; compute_cam_list for mixed sizes")
+    return np.stack(maps)
+
+
+COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
+             "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
+
+
+def overlay_heatmap(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5, colormap: str = "jet") -> np.ndarray:
+    """Blend a [0,1] map (resized to the image if needed) over an RGB uint8 image; returns RGB uint8."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError("opacity must be within [0, 1]")
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colormap must be one of {sorted(COLORMAPS)}")
+    image = as_rgb_uint8(image)
+    height, width = image.shape[:2]
+    cam = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0.0, 1.0)
+    if cam.shape != (height, width):
+        cam = cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(cam * 255)), COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
+    blended = (1.0 - opacity) * image.astype(np.float32) + opacity * heat.astype(np.float32)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,371 @@
+"""Detector config, the Detector wrapper and the architectures torchvision does not ship.
+
+Every detector outputs ONE logit per image; P(fake) = sigmoid(logit). Keeping a single output
+(no 2-way softmax) means "evidence for fake" is simply the gradient of that logit, which the
+heatmaps rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, InputRefused
+from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+RESIZE_POLICIES = ("resize", "center_crop", "none")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+CONFIG_FIELDS = ("input_size", "resize", "mean", "std", "interpolation")
+# Below this a ResNet's five stride-2 stages leave nothing to pool.
+MIN_SIDE_NO_RESIZE = 32
+
+TargetLayersFn = Callable[[nn.Module], list[nn.Module]]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Preprocessing and architecture of a detector; serialised into the model card.
+
+    resize: "resize" squashes to input_size x input_size, "center_crop" resizes the shorter side
+    to input_size then crops the centre, "none" feeds the full image (CNNDetection's protocol).
+    options: builder arguments (e.g. ViT depth), kept so a checkpoint can be rebuilt exactly.
+    """
+
+    architecture: str
+    input_size: int = 224
+    resize: str = "resize"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Normalise list-like input (e.g. from JSON) to tuples so the dataclass stays immutable.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        options = self.options.items() if isinstance(self.options, Mapping) else self.options
+        object.__setattr__(self, "options", tuple(sorted((str(k), v) for k, v in options)))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.architecture:
+            raise ValueError("architecture must be named")
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if not isinstance(self.input_size, int) or self.input_size < MIN_SIDE_NO_RESIZE:
+            raise ValueError(f"input_size must be an int >= {MIN_SIDE_NO_RESIZE}, got {self.input_size!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need 3 values each, std > 0")
+
+    @property
+    def option_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the model card."""
+        return {
+            "architecture": self.architecture,
+            "input_size": self.input_size,
+            "resize": self.resize,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "options": self.option_dict,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DetectorConfig":
+        """Inverse of to_dict; a bad card (user data) is a CheckpointError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"Model card config has unknown fields {unknown}", accepted=", ".join(sorted(known)))
+        try:
+            return cls(**dict(data))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"Model card config is invalid: {exc}") from exc
+
+    def replace(self, **changes: Any) -> "DetectorConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# Architectures torchvision does not ship
+# --------------------------------------------------------------------------------------------
+
+
+class CnnGru(nn.Module):
+    """Per-frame ResNet-18 features -> GRU -> clip logit; a per-frame head scores single frames.
+
+    forward(images (N,3,H,W)) gives per-frame logits (N,1) so the model behaves like every other
+    detector for images and heatmaps; forward_clip((B,T,3,H,W)) gives (clip (B,), frames (B,T)).
+    """
+
+    feature_dim = 512
+
+    def __init__(self, hidden_size: int = 128) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        self.backbone = tvm.resnet18(weights=None)
+        self.backbone.fc = nn.Identity()
+        self.frame_head = nn.Linear(self.feature_dim, 1)
+        self.gru = nn.GRU(self.feature_dim, hidden_size, batch_first=True)
+        self.clip_head = nn.Linear(hidden_size, 1)
+
+    def frame_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.frame_head(self.frame_features(images))
+
+    def clip_from_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B,T,512) -> (clip logits (B,), frame logits (B,T))."""
+        _, last_hidden = self.gru(features)
+        clip = self.clip_head(last_hidden[-1]).squeeze(-1)
+        frames = self.frame_head(features).squeeze(-1)
+        return clip, frames
+
+    def forward_clip(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = clips.shape[:2]
+        features = self.frame_features(clips.flatten(0, 1)).view(b, t, -1)
+        return self.clip_from_features(features)
+
+
+def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens (B, 1+n, C) -> (B, C, s, s): drop the class token, lay patches on their grid."""
+    patches = tokens[:, 1:, :]
+    side = math.isqrt(patches.shape[1])
+    if side * side != patches.shape[1]:
+        raise ValueError(f"{patches.shape[1]} patch tokens do not form a square grid")
+    return patches.reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------------------------
+
+
+def as_rgb_uint8(image: Any, index: int = 0) -> np.ndarray:
+    """Validate one frame as HxWx3 uint8 RGB; grey is expanded, an alpha channel dropped."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InputRefused(f"Image {index} is not a uint8 numpy array", accepted="HxWx3 uint8 RGB arrays")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InputRefused(f"Image {index} has shape {image.shape}", accepted="HxWx3 uint8 RGB arrays")
+    if min(image.shape[:2]) < 1:
+        raise InputRefused(f"Image {index} is empty")
+    return image[:, :, :3]
+
+
+def shorter_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """Shape after resizing the shorter side to `size` (aspect kept), as center_crop uses it."""
+    if height <= width:
+        return size, max(size, int(round(width * size / height)))
+    return max(size, int(round(height * size / width))), size
+
+
+def crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
+    return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+
+
+def _interp_mode(name: str):
+    from torchvision.transforms import InterpolationMode
+
+    return {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+            "nearest": InterpolationMode.NEAREST}[name]
+
+
+def preprocess_one(image: np.ndarray, config: DetectorConfig) -> torch.Tensor:
+    """HxWx3 uint8 -> normalised float (3,h,w) following the config's resize policy."""
+    import torchvision.transforms.v2.functional as TF
+
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    height, width = image.shape[:2]
+    mode = _interp_mode(config.interpolation)
+    size = config.input_size
+    if config.resize == "resize" and (height, width) != (size, size):
+        tensor = TF.resize(tensor, [size, size], interpolation=mode, antialias=True)
+    elif config.resize == "center_crop":
+        new_h, new_w = shorter_side_shape(height, width, size)
+        if (new_h, new_w) != (height, width):
+            tensor = TF.resize(tensor, [new_h, new_w], interpolation=mode, antialias=True)
+        top, left = crop_offsets(new_h, new_w, size)
+        tensor = tensor[:, top:top + size, left:left + size]
+    elif config.resize == "none" and min(height, width) < MIN_SIDE_NO_RESIZE:
+        raise InputRefused(f"Image is {width}x{height} pixels", limit=f"at least {MIN_SIDE_NO_RESIZE} px per side")
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (tensor.clamp_(0.0, 1.0) - mean) / std
+
+
+def group_by_shape(shapes: Sequence[tuple[int, ...]], batch_size: int) -> list[list[int]]:
+    """Index batches of at most batch_size whose members share a shape (order kept within shape)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(index)
+    return [idx[i:i + batch_size] for idx in groups.values() for i in range(0, len(idx), batch_size)]
+
+
+# --------------------------------------------------------------------------------------------
+# Detector
+# --------------------------------------------------------------------------------------------
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """sha256 of the safetensors serialisation: equals the file hash save_detector writes."""
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(plain_state_dict(module))).hexdigest()
+
+
+def plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    # Contiguous CPU copies: safetensors refuses shared or strided storage.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+@dataclass(eq=False, repr=False)
+class Detector:
+    """An nn.Module that outputs one fake logit per image, with its preprocessing and model card.
+
+    Build with apate_core.detect.create_detector or load_detector rather than directly.
+    `lock` serialises use of the module: heatmap hooks would otherwise record the activations
+    of a prediction running in another thread (e.g. a second dashboard session).
+    """
+
+    module: nn.Module
+    config: DetectorConfig
+    target_layers_fn: TargetLayersFn
+    card: dict[str, Any] = field(default_factory=dict)
+    token_grid: bool = False
+    temporal: bool = False
+    _sha256: Optional[str] = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+
+    def __repr__(self) -> str:
+        return f"Detector(name={self.name!r}, architecture={self.architecture!r}, resize={self.config.resize!r})"
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name") or self.config.architecture)
+
+    @property
+    def architecture(self) -> str:
+        return self.config.architecture
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of the weights file it came from, else of its safetensors serialisation (computed once)."""
+        if self._sha256 is None:
+            self._sha256 = state_dict_sha256(self.module)
+        return self._sha256
+
+    @property
+    def model_card(self) -> dict[str, Any]:
+        """JSON-able card: the stored card plus the live config and weights hash."""
+        card = dict(self.card)
+        card.setdefault("name", self.name)
+        card["architecture"] = self.architecture
+        card["config"] = self.config.to_dict()
+        card["weights_sha256"] = self.weights_sha256
+        return card
+
+    # ---- device ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Detector":
+        self.module.to(device)
+        return self
+
+    # ---- heatmap hooks --------------------------------------------------------------------
+    @property
+    def target_layers(self) -> list[nn.Module]:
+        return self.target_layers_fn(self.module)
+
+    @property
+    def reshape_transform(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+        return vit_tokens_to_grid if self.token_grid else None
+
+    # ---- inference ------------------------------------------------------------------------
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frames (HxWx3 uint8 RGB) -> (N,3,h,w) float tensor on CPU; sizes must agree after resizing."""
+        tensors = [preprocess_one(as_rgb_uint8(img, i), self.config) for i, img in enumerate(images)]
+        if not tensors:
+            raise InputRefused("No images given")
+        shapes = {tuple(t.shape) for t in tensors}
+        if len(shapes) > 1:
+            raise InputRefused("Images of different sizes cannot share one batch without resizing",
+                               accepted="same-size images, or predict_proba which groups them")
+        return torch.stack(tensors)
+
+    def _logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch.to(self.device)).reshape(batch.shape[0], -1)[:, 0]
+
+    def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 16,
+                      progress: ProgressCallback = no_progress,
+                      cancel: Optional[CancelToken] = None) -> np.ndarray:
+        """P(fake) per image, shape (N,), float32. Different sizes are batched separately."""
+        frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
+        out = np.empty(len(frames), dtype=np.float32)
+        batches = group_by_shape([self.input_shape(f) for f in frames], max(1, batch_size))
+        for done, idx in enumerate(batches):
+            check_cancelled(cancel)
+            batch = self.preprocess([frames[i] for i in idx])
+            with self.lock, torch.inference_mode():
+                logits = self._logits(batch)
+            out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
+            progress((done + 1) / len(batches), f"Scored {sum(len(b) for b in batches[:done + 1])}/{len(frames)}")
+        return out
+
+    def predict_clip(self, frames: Sequence[np.ndarray], batch_size: int = 16,
+                     progress: ProgressCallback = no_progress,
+                     cancel: Optional[CancelToken] = None) -> tuple[float, np.ndarray]:
+        """(clip P(fake), per-frame P(fake)). Temporal models run their GRU; others average frames."""
+        if len(frames) == 0:
+            raise InputRefused("No frames given")
+        if not self.temporal:
+            frame_probs = self.predict_proba(frames, batch_size, progress, cancel)
+            return float(frame_probs.mean()), frame_probs
+        features = self._frame_features(frames, max(1, batch_size), progress, cancel)
+        with self.lock, torch.inference_mode():
+            clip, frame_logits = self.module.clip_from_features(features[None])
+        return float(torch.sigmoid(clip[0]).item()), torch.sigmoid(frame_logits[0]).float().cpu().numpy()
+
+    def _frame_features(self, frames: Sequence[np.ndarray], batch_size: int,
+                        progress: ProgressCallback, cancel: Optional[CancelToken]) -> torch.Tensor:
+        # Backbone in batches bounds memory on long clips; the GRU then sees the whole sequence.
+        chunks = []
+        for start in range(0, len(frames), batch_size):
+            check_cancelled(cancel)
+            batch = self.preprocess(frames[start:start + batch_size])
+            with self.lock, torch.inference_mode():
+                chunks.append(self.module.frame_features(batch.to(self.device)))
+            progress(min(1.0, (start + batch_size) / len(frames)), "Frame features")
+        return torch.cat(chunks)
+
+    def input_shape(self, image: np.ndarray) -> tuple[int, int]:
+        """(h, w) of the network input this frame becomes."""
+        if self.config.resize == "none":
+            return image.shape[0], image.shape[1]
+        return self.config.input_size, self.config.input_size
+

@@ -1,0 +1,192 @@
+"""timm-style detector registry: small builder functions registered by name.
+
+    @register_detector(target_layers=lambda m: [m.layer4[-1]])
+    def resnet18(config): return tvm.resnet18(weights=None, num_classes=1)
+
+Builders never download anything: torchvision models are always built with weights=None.
+Weights come from checkpoints users bring (see checkpoints.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+from ..errors import InputRefused
+from .models import CONFIG_FIELDS, CnnGru, Detector, DetectorConfig, TargetLayersFn
+
+Builder = Callable[[DetectorConfig], nn.Module]
+WeightsArg = Union[str, Path, Mapping[str, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What the registry knows about an architecture besides how to build it."""
+
+    name: str
+    builder: Builder
+    target_layers: TargetLayersFn
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # DetectorConfig field defaults
+    options: Mapping[str, Any] = field(default_factory=dict)  # builder options and their defaults
+    token_grid: bool = False  # transformer: CAM needs tokens reshaped to a grid
+    temporal: bool = False  # has a clip-level head (predict_clip)
+    fixed_input: bool = False  # needs exactly input_size x input_size input
+    description: str = ""
+
+    def default_config(self) -> DetectorConfig:
+        return DetectorConfig(architecture=self.name, options=dict(self.options), **dict(self.defaults))
+
+
+_REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def register_detector(target_layers: TargetLayersFn, *, defaults: Optional[Mapping[str, Any]] = None,
+                      options: Optional[Mapping[str, Any]] = None, token_grid: bool = False,
+                      temporal: bool = False, fixed_input: bool = False,
+                      name: Optional[str] = None) -> Callable[[Builder], Builder]:
+    """Decorator registering a builder (config -> nn.Module with one output) under its name."""
+
+    def wrap(builder: Builder) -> Builder:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"detector {key!r} is already registered")
+        _REGISTRY[key] = DetectorSpec(
+            name=key, builder=builder, target_layers=target_layers, defaults=dict(defaults or {}),
+            options=dict(options or {}), token_grid=token_grid, temporal=temporal,
+            fixed_input=fixed_input, description=_first_line(builder.__doc__),
+        )
+        return builder
+
+    return wrap
+
+
+def _first_line(text: Optional[str]) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def list_detectors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> DetectorSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputRefused(f"Unknown detector architecture {name!r}", accepted=", ".join(list_detectors())) from None
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def make_config(spec: DetectorSpec, base: Optional[DetectorConfig] = None, **overrides: Any) -> DetectorConfig:
+    """Config for spec: base (or the defaults) with overrides split into config fields and builder options."""
+    config = base or spec.default_config()
+    unknown = sorted(set(overrides) - set(CONFIG_FIELDS) - set(spec.options))
+    if unknown:
+        raise TypeError(f"{spec.name} does not take {unknown}; config fields {list(CONFIG_FIELDS)}, "
+                        f"options {sorted(spec.options)}")
+    fields = {k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
+    options = {**spec.options, **config.option_dict, **{k: v for k, v in overrides.items() if k in spec.options}}
+    config = config.replace(**fields, options=options)
+    if spec.fixed_input and config.resize == "none":
+        raise ValueError(f"{spec.name} needs a fixed input size; use resize='resize' or 'center_crop'")
+    return config
+
+
+def build_detector(spec: DetectorSpec, config: DetectorConfig, card: Optional[Mapping[str, Any]] = None,
+                   sha256: Optional[str] = None) -> Detector:
+    """Randomly initialised Detector for spec/config (weights are loaded by the caller)."""
+    module = spec.builder(config)
+    return Detector(module=module, config=config, target_layers_fn=spec.target_layers,
+                    card=dict(card or untrained_card(spec.name)), token_grid=spec.token_grid,
+                    temporal=spec.temporal, _sha256=sha256)
+
+
+def untrained_card(name: str) -> dict[str, Any]:
+    return {"name": name, "architecture": name, "trained_on": None, "metrics": {}, "recipe": None,
+            "date": None, "format": "apate", "source": "random initialisation (untrained)"}
+
+
+def create_detector(name: Union[str, Path], weights: WeightsArg = None, *, device: str = "cpu",
+                    **overrides: Any) -> Detector:
+    """Build a registered detector, or load one from a checkpoint path.
+
+    name: a registered architecture (see list_detectors) or a checkpoint path (.safetensors/.pth/...).
+    weights: optional checkpoint path or state_dict for the named architecture.
+    overrides: DetectorConfig fields (input_size, resize, mean, std, interpolation) or builder options.
+    """
+    from . import checkpoints  # checkpoints imports this module
+
+    if not is_registered(str(name)) and checkpoints.looks_like_checkpoint(name):
+        return checkpoints.load_detector(name, device=device, **overrides)
+    spec = get_spec(str(name))
+    config = make_config(spec, **overrides)
+    if weights is None:
+        detector = build_detector(spec, config)
+    elif isinstance(weights, Mapping):
+        detector = build_detector(spec, config)
+        checkpoints.load_state_into(detector.module, dict(weights), source="state_dict")
+        detector.card["source"] = "state_dict given in memory"
+    else:
+        detector = checkpoints.load_detector(weights, architecture=spec.name, device=device, **overrides)
+    return detector.to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in architectures (all CPU-sized, one logit out)
+# --------------------------------------------------------------------------------------------
+
+
+def _last_resnet_block(module: nn.Module) -> list[nn.Module]:
+    return [module.layer4[-1]]
+
+
+@register_detector(target_layers=_last_resnet_block)
+def resnet18(config: DetectorConfig) -> nn.Module:
+    """torchvision ResNet-18 with a 1-logit fc."""
+    import torchvision.models as tvm
+
+    return tvm.resnet18(weights=None, num_classes=1)
+
+
+@register_detector(target_layers=_last_resnet_block)
+def resnet50(config: DetectorConfig) -> nn.Module:
+    """torchvision ResNet-50 with a 1-logit fc (the CNNDetection architecture)."""
+    import torchvision.models as tvm
+
+    return tvm.resnet50(weights=None, num_classes=1)
+
+
+@register_detector(target_layers=lambda m: [m.features[-1]],
+                   defaults={"interpolation": "bicubic"})
+def efficientnet_b0(config: DetectorConfig) -> nn.Module:
+    """torchvision EfficientNet-B0 with a 1-logit classifier."""
+    import torchvision.models as tvm
+
+    return tvm.efficientnet_b0(weights=None, num_classes=1)
+
+
+VIT_TINY_OPTIONS = {"patch_size": 16, "num_layers": 6, "num_heads": 3, "hidden_dim": 192, "mlp_dim": 768}
+
+
+@register_detector(target_layers=lambda m: [m.encoder.layers[-1].ln_1], options=VIT_TINY_OPTIONS,
+                   token_grid=True, fixed_input=True)
+def vit_tiny(config: DetectorConfig) -> nn.Module:
+    """torchvision VisionTransformer at a CPU size (6 layers, 3 heads, width 192), 1-logit head."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    opts = config.option_dict
+    if config.input_size % int(opts["patch_size"]):
+        raise ValueError("vit_tiny input_size must be a multiple of patch_size")
+    return VisionTransformer(image_size=config.input_size, num_classes=1, **{k: int(opts[k]) for k in VIT_TINY_OPTIONS})
+
+
+@register_detector(target_layers=lambda m: [m.backbone.layer4[-1]], options={"hidden_size": 128}, temporal=True)
+def cnn_gru(config: DetectorConfig) -> nn.Module:
+    """Per-frame ResNet-18 features -> GRU -> clip logit, plus a per-frame logit head."""
+    return CnnGru(hidden_size=int(config.option_dict["hidden_size"]))
