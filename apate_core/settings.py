@@ -52,6 +52,9 @@ class Settings:
     models_dir: str = _setting("models", "Directory of checkpoints users bring (see README for the layout)")
     max_batch: int = _setting(10, "Most images in one batch job")
     url_timeout_s: float = _setting(20.0, "Network timeout for URL import, in seconds")
+    ice_servers: str = _setting(
+        "", "Live page WebRTC ICE servers as JSON (e.g. a TURN server); empty = none, which works on localhost"
+    )
     testdata: str = _setting("", "Folder of shared test media; tests that need it skip when unset")
 
     @property
