@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from pathlib import Path
 from typing import Callable, Iterator
@@ -55,6 +56,19 @@ def error_card(exc: ApateError, title: str = "This input was refused") -> None:
         st.error("\n\n".join(lines), icon=":material/block:")
     else:
         st.error(f"**{title}.** {exc}", icon=":material/block:")
+
+
+def show_failure(exc: BaseException, title: str = "This input was refused") -> None:
+    """Error card for any failure: refusals as they are, unexpected errors logged with their traceback."""
+    if isinstance(exc, ApateError):
+        error_card(exc, title)
+        return
+    logging.getLogger("apate.ui").exception("unexpected failure")
+    st.error(
+        f"**Something went wrong while processing this input** ({type(exc).__name__}). "
+        "Other uploads and cached results are unaffected; the server log has the details.",
+        icon=":material/error:",
+    )
 
 
 class progress_bar:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from apate_core.errors import ApateError
 from apate_core.inspection import frame_strip, inspect_path, inspect_source, playable_video
 from app import ui
 
@@ -56,8 +55,8 @@ def load_report():
 
 try:
     report = load_report()
-except ApateError as exc:
-    ui.error_card(exc)
+except Exception as exc:  # noqa: BLE001 - every failure becomes an error card, never a traceback
+    ui.show_failure(exc)
     st.stop()
 if report is None:
     st.info("Drop a file above, paste a URL, or open a sample from Home.")
@@ -109,8 +108,8 @@ try:
     fps = st.number_input("Frames per second", 0.1, 30.0, float(settings.sample_fps), 0.5, key="inspect_fps")
     with ui.progress_bar("Sampling frames") as progress:
         strip = frame_strip(media, fps, store, progress=progress, limit=MAX_STRIP)
-except ApateError as exc:
-    ui.error_card(exc, title="This file could not be processed")
+except Exception as exc:  # noqa: BLE001
+    ui.show_failure(exc, title="This file could not be processed")
     st.stop()
 
 if media.kind == "video" and len(strip.times) >= MAX_STRIP:

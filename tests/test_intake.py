@@ -81,3 +81,10 @@ def test_real_videos(testdata, settings):
     assert mov.format == "mov" and (mov.video.width, mov.video.height) == (2750, 1834)
     gif = intake_file(testdata / "real" / "newtonscradle.gif", settings)
     assert gif.kind == "video" and gif.format == "gif"
+
+
+def test_video_frames_over_the_pixel_cap_are_refused(tmp_path):
+    path = make_video(tmp_path / "wide.mp4", "mp4", seconds=0.5, size=(640, 480))
+    with pytest.raises(MediaTooLarge) as info:
+        intake_file(path, load_settings({}, max_image_pixels=640 * 480 - 1))
+    assert "640x480" in str(info.value)

@@ -83,3 +83,23 @@ def test_inspect_refused_url_shows_an_error_card():
     at.button[0].click().run()
     assert not at.exception
     assert len(at.error) == 1 and "169.254.169.254" in at.error[0].value
+
+
+def test_inspect_unexpected_failure_is_a_card_and_the_next_upload_works(monkeypatch, tmp_path):
+    import apate_core.inspection as inspection
+
+    real = inspection.inspect_path
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(inspection, "inspect_path", broken)
+    at = _page("inspect.py")
+    image = tmp_path / "p.png"
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(image)
+    at.file_uploader(key="inspect_upload").upload("p.png", image.read_bytes(), "image/png").run()
+    assert not at.exception and len(at.error) == 1 and "RuntimeError" in at.error[0].value
+    monkeypatch.setattr(inspection, "inspect_path", real)
+    at.file_uploader(key="inspect_upload").clear().upload("p.png", image.read_bytes(), "image/png").run()
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Resolution"] == "40×30"

@@ -9,7 +9,7 @@ from typing import Optional
 
 from ..errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 from ..settings import Settings
-from .images import ImageInfo, count_frames, decode_image
+from .images import ImageInfo, check_pixels, count_frames, decode_image
 from .sniff import sniff_file
 
 CHUNK = 1 << 20
@@ -63,7 +63,10 @@ def _intake_video(path: Path, fmt: str, settings: Settings) -> object:
     if fmt != "gif" and fmt not in settings.video_containers:
         raise UnsupportedMedia(f"{fmt.upper()} video is not accepted", accepted=_accepted(settings))
     _check_size(path.stat().st_size, settings.max_video_bytes, "video", "APATE_MAX_VIDEO_MB")
-    return probe_video(path, max_seconds=settings.max_video_seconds)
+    info = probe_video(path, max_seconds=settings.max_video_seconds)
+    # A tiny file can declare gigantic frames: refuse them before anything decodes at that size.
+    check_pixels(info.width, info.height, settings.max_image_pixels)
+    return info
 
 
 def _gif_kind(path: Path, settings: Settings) -> str:
