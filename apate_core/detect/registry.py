@@ -122,6 +122,8 @@ def create_detector(name: Union[str, Path], weights: WeightsArg = None, *, devic
     """
     from . import checkpoints  # checkpoints imports this module
 
+    if str(name) in SHIPPED_MODELS and weights is None:  # Apate's shipped weights, with their model card
+        return checkpoints.load_detector(SHIPPED_MODELS[str(name)](), device=device, **overrides)
     if not is_registered(str(name)) and checkpoints.looks_like_checkpoint(name):
         return checkpoints.load_detector(name, device=device, **overrides)
     spec = get_spec(str(name))
@@ -190,3 +192,38 @@ def vit_tiny(config: DetectorConfig) -> nn.Module:
 def cnn_gru(config: DetectorConfig) -> nn.Module:
     """Per-frame ResNet-18 features -> GRU -> clip logit, plus a per-frame logit head."""
     return CnnGru(hidden_size=int(config.option_dict["hidden_size"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Apate's in-house fingerprint detector (apate_core/detect/training) and its shipped weights
+# --------------------------------------------------------------------------------------------
+
+from .training.network import (  # noqa: E402 - torch-only module, no import cycle
+    FINGERPRINT_MEAN, FINGERPRINT_STD, SHIPPED_NAME, FingerprintNet, shipped_weights_path,
+)
+
+
+@register_detector(target_layers=lambda m: [m.stage3], options={"width": 16},
+                   defaults={"resize": "none", "input_size": 128, "mean": FINGERPRINT_MEAN, "std": FINGERPRINT_STD})
+def apate_fingerprint(config: DetectorConfig) -> nn.Module:
+    """Apate's small fully-convolutional fingerprint CNN (native resolution, no early stride)."""
+    return FingerprintNet(width=int(config.option_dict["width"]))
+
+
+# name -> local weights path (a function, so tests may point it elsewhere). create_detector(name) loads
+# the file with its model card; nothing is ever downloaded.
+SHIPPED_MODELS: dict[str, Callable[[], Path]] = {SHIPPED_NAME: shipped_weights_path}
+
+if shipped_weights_path().is_file():
+
+    @register_detector(target_layers=lambda m: [m.stage3], options={"width": 16}, name=SHIPPED_NAME,
+                       defaults={"resize": "none", "input_size": 128, "mean": FINGERPRINT_MEAN,
+                                 "std": FINGERPRINT_STD})
+    def _apate_shipped(config: DetectorConfig) -> nn.Module:
+        """Apate's shipped default detector (apate_fingerprint trained in-house; assets/models)."""
+        from .checkpoints import load_state_into, read_state_dict
+
+        module = FingerprintNet(width=int(config.option_dict["width"]))
+        state, _ = read_state_dict(shipped_weights_path())
+        load_state_into(module, state, source=shipped_weights_path().name)
+        return module
