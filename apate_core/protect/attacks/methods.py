@@ -35,6 +35,7 @@ class IFGSMConfig(AttackConfig):
 class PGDConfig(AttackConfig):
     step_size: float = 0.01
     iterations: int = 10
+    random_start: bool = True  # False: start like I-FGSM from its +-0.001 noise (exactly x would be a no-op)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -89,4 +90,4 @@ class PGD(IFGSM):
     config_cls = PGDConfig
 
     def initial_offset(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        return _uniform(x, self.config.epsilon, rng)
+        return _uniform(x, self.config.epsilon if self.config.random_start else IFGSMConfig.start_noise, rng)

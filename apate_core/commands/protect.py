@@ -1,0 +1,120 @@
+"""``apate protect IMG... --model stargan``: protect photos against an image-translation generator.
+
+``--eps`` and ``--step`` are on the generator's [-1, 1] scale, like the reference code (0.05 = 6.4/255).
+The protected files keep the input's size; the ε bound holds exactly in the saved 8-bit PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..settings import load_settings
+from ._output import print_json
+
+FAMILIES = ("stargan", "ganimation", "pix2pixhd", "cyclegan")
+
+
+def _choice(args, settings):
+    from ..errors import InputRefused
+    from ..protect.job import GeneratorChoice, available_generators
+
+    if args.weights:
+        path = Path(args.weights).expanduser()
+        if not path.is_file():
+            raise InputRefused(f"Weights file {args.weights} does not exist",
+                               accepted="a generator checkpoint (.pth/.ckpt/.pt/.safetensors)")
+        return GeneratorChoice(args.model, f"{args.model}: {path.name}", path, {}, "checkpoint")
+    choice = available_generators(settings, args.model)[0]
+    if choice.demo:
+        print(f"warning: no {args.model} weights in assets/models/protect or {settings.models_path}/{args.model}; "
+              "using random weights (demo only — not a real generator); pass --weights PATH", file=sys.stderr)
+    return choice
+
+
+def _human(result) -> None:
+    print(f"generator: {result.generator.label}; model input {result.model_size[1]}x{result.model_size[0]}; "
+          f"{result.params.attack} eps={result.params.epsilon:g} ({result.params.epsilon * 127.5:.2f}/255)")
+    for image in result.images:
+        m = image.metrics
+        psnr = m["quality"]["psnr"]
+        print(f"{image.name} -> {image.file_name}: "
+              f"Linf {m['perturbation']['linf_8bit']:.0f}/255, L2 {m['perturbation']['l2']:.3f}, "
+              f"SSIM {m['quality']['ssim']:.4f}, PSNR {psnr if psnr is None else round(psnr, 2)} dB, "
+              f"disrupted {m['disrupted_fraction']:.0%}")
+        for row in m["outputs"]:
+            print(f"  {row['target']}: MSE {row['mse']:.4f} L1 {row['l1']:.4f} L2 {row['l2']:.2f}"
+                  f"{'  disrupted' if row['disrupted'] else ''}")
+        for row in m["robustness"]:
+            print(f"  after {row['transform']}: disrupted {row['disrupted_fraction']:.0%}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..progress import CancelToken
+    from ..protect.job import ProtectParams, load_image, run_protect_job
+    from ..store import open_store
+
+    settings = load_settings()
+    params = ProtectParams(attack=args.attack, epsilon=args.eps, step_size=args.step, iterations=args.iters,
+                           random_start=not args.no_random_start, targets=tuple(args.targets) if args.targets else None,
+                           robust=args.robust, output_format=args.format,
+                           with_robustness=not args.no_robustness).validate()
+    images = [load_image(path, settings) for path in args.images]
+    choice = _choice(args, settings)
+    out_dir = Path(args.out).expanduser() if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def progress(fraction: float, message: str) -> None:
+        if not args.quiet:
+            print(f"\r[{fraction:4.0%}] {message[:90]:<90}", end="", file=sys.stderr, flush=True)
+
+    store = open_store(settings)
+    try:
+        result = run_protect_job(images, choice, params, settings, store=store, progress=progress,
+                                 cancel=CancelToken())
+    finally:
+        store.close()
+        if not args.quiet:
+            print(file=sys.stderr)
+    written = []
+    for image, source in zip(result.images, args.images):
+        folder = out_dir or Path(source).expanduser().resolve().parent
+        target = folder / image.file_name
+        target.write_bytes(image.encoded)
+        written.append(str(target))
+    if args.json:
+        data = result.to_dict()
+        for entry, path in zip(data["images"], written):
+            entry["output"] = path
+        print_json(data)
+    else:
+        _human(result)
+        for path in written:
+            print(f"wrote {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("protect", help="add an adversarial protection against a deepfake generator",
+                            description=__doc__)
+    parser.add_argument("images", nargs="+", metavar="IMG")
+    parser.add_argument("--model", choices=FAMILIES, default="stargan", help="generator family (default stargan)")
+    parser.add_argument("--weights", metavar="PATH", help="generator checkpoint (default: shipped or discovered)")
+    parser.add_argument("--attack", choices=("fgsm", "ifgsm", "pgd"), default="pgd", help="default pgd")
+    parser.add_argument("--eps", type=float, default=0.05, help="L-inf bound on the [-1, 1] scale (default 0.05)")
+    parser.add_argument("--iters", type=int, default=10, help="iterations (default 10)")
+    parser.add_argument("--step", type=float, default=0.01, help="step size on the [-1, 1] scale (default 0.01)")
+    parser.add_argument("--no-random-start", action="store_true", help="PGD without the uniform ±eps start")
+    parser.add_argument("--targets", nargs="+", metavar="NAME",
+                        help="target conditions (StarGAN attributes, GANimation expressions, or all)")
+    parser.add_argument("--robust", action="store_true",
+                        help="attack through random JPEG/resize/blur (expectation over transformations)")
+    parser.add_argument("--no-robustness", action="store_true", help="skip the robustness table")
+    parser.add_argument("--format", choices=("png", "jpeg", "webp"), default="png",
+                        help="output format (default png; jpeg/webp re-compress and weaken the protection)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: next to each input)")
+    parser.add_argument("--json", action="store_true", help="print metrics as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(handler=run)

@@ -1,0 +1,71 @@
+"""Protect: add an invisible perturbation to photos so that deepfake generators fail on them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apate_core.errors import ApateError, Cancelled
+from app import protect_ui, ui
+
+settings = ui.get_settings()
+store = ui.get_store()
+
+st.title(":material/shield_lock: Protect")
+st.caption(
+    "Adds a perturbation bounded by ε per pixel, optimised at the photo's own resolution against an "
+    "image-translation generator (\"Disrupting Deepfakes\", Ruiz et al. 2020): the generator's output on the "
+    "protected photo is pushed away from its output on the original. The protected file keeps the original size. "
+    f"Images: {', '.join(settings.image_formats)}, ≤ {settings.max_image_side} px per side, "
+    f"up to {settings.max_batch} per job."
+)
+
+uploaded = st.file_uploader("Drop one or more images", accept_multiple_files=True, key="protect_upload")
+images = protect_ui.load_uploads(uploaded or [], settings)
+chosen = protect_ui.controls(settings)
+
+job = st.session_state.get("protect_job")
+running = job is not None and not job.done
+start = st.button(f"Protect {len(images)} image(s)" if images else "Protect", key="protect_run",
+                       type="primary", disabled=running or not images, icon=":material/shield_lock:")
+if start:
+    try:
+        params = chosen.params.validate()
+    except ApateError as exc:
+        ui.error_card(exc, title="These settings were refused")
+    else:
+        st.session_state.pop("protect_result", None)
+        st.session_state["protect_job"] = job = protect_ui.JobRun(images, chosen.choice, params, settings, store)
+        running = True
+
+
+@st.fragment(run_every=0.5)
+def job_progress() -> None:
+    current = st.session_state.get("protect_job")
+    if current is None:
+        return
+    if current.done:
+        st.rerun()  # the whole page shows the outcome
+    st.progress(current.fraction, text=f"Protecting: {current.message}")
+    if st.button("Cancel", key="protect_cancel", icon=":material/cancel:"):
+        current.cancel()
+        st.toast("Cancelling at the next step…")
+
+
+if running:
+    job_progress()
+elif job is not None:  # finished since the last run: keep the outcome, drop the job
+    st.session_state.pop("protect_job", None)
+    if isinstance(job.error, Cancelled):
+        st.info("Protection cancelled; nothing was saved.", icon=":material/cancel:")
+    elif isinstance(job.error, ApateError):
+        ui.error_card(job.error, title="Protection failed")
+    elif job.error is not None:
+        st.error(f"**Internal error.** {type(job.error).__name__}: {job.error}", icon=":material/error:")
+    else:
+        st.session_state["protect_result"] = job.result
+
+result = st.session_state.get("protect_result")
+if result is not None:
+    protect_ui.show_result(result)
+elif not images and not running:
+    st.info("Drop one or more photos above, choose a generator and press **Protect**.")
