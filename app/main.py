@@ -14,6 +14,9 @@ navigation = st.navigation(
     [
         st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),
         st.Page(str(PAGES / "inspect.py"), title="Inspect", icon=":material/search:", url_path="inspect"),
+        st.Page(str(PAGES / "detect.py"), title="Detect", icon=":material/troubleshoot:", url_path="detect"),
+        st.Page(str(PAGES / "protect.py"), title="Protect", icon=":material/shield_lock:", url_path="protect"),
+        st.Page(str(PAGES / "live.py"), title="Live", icon=":material/videocam:", url_path="live"),
     ]
 )
 navigation.run()

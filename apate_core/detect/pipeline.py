@@ -1,0 +1,781 @@
+"""Detect analysis pipeline: stream sampled frames, score them in batches, heatmaps, verdict, result store.
+
+    detector = load_detector_by_name(DEFAULT_DETECTOR)        # or create_detector(...)
+    result = analyse_path("clip.mp4", settings, detector, DetectParams(fps=1), store=store)
+    result.data["score"], result.data["label"], result.heatmap(12), result.frame(12)
+
+Memory stays bounded whatever the video length: frames are decoded one at a time and scored in
+batches of ``batch_size``; only the ``top_k`` most suspicious frames are held (at full resolution,
+for their heatmaps) until the end, and what is kept is downscaled: frames to ``frame_side`` px,
+heatmaps (uint8, 0-255 for [0, 1]) to ``heatmap_side`` px. Any other frame is decoded again when
+asked for (:func:`frame_view`), and its heatmap kept in the store.
+
+Scores: P(fake) per frame (face mode: per face crop; a frame's score is its most suspicious face).
+The input's score is the MEAN of frame scores (DeepfakeBench's video-level protocol); max and the
+mean of the top-k frames are reported beside it. Label: ``fake`` at score >= band high, ``real``
+at score <= band low, ``uncertain`` between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..errors import ApateError, InputRefused
+from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
+from ..settings import Settings
+from ..store import ResultStore, make_key
+from .models import Detector
+from .registry import list_detectors
+
+FALLBACK_DETECTOR = "resnet18"
+SHIPPED_DETECTOR = "apate"
+HEATMAP_MODES = ("top_k", "all")
+LABELS = ("real", "fake", "uncertain")
+RESULT_VERSION = 1
+# Most network-input pixels in one batch (16 frames at 224x224): bounds activation memory per batch.
+BATCH_PIXELS = 16 * 224 * 224
+
+
+def default_detector_name() -> str:
+    """Apate's shipped detector once it is registered, else an (untrained) ResNet-18. The one place this is decided."""
+    return SHIPPED_DETECTOR if SHIPPED_DETECTOR in list_detectors() else FALLBACK_DETECTOR
+
+
+DEFAULT_DETECTOR = default_detector_name()
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters, aggregation, verdict
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Everything that changes a detect result (all of it goes into the store key, batch_size aside).
+
+    cam: heatmap method (see list_cam_methods) or None for no heatmaps.
+    heatmaps: "top_k" (heatmaps only for the top_k most suspicious frames) or "all".
+    band: (low, high) -- real at score <= low, fake at score >= high, uncertain between.
+    """
+
+    fps: float = 1.0
+    cam: Optional[str] = "gradcam"
+    heatmaps: str = "top_k"
+    top_k: int = 8
+    faces: bool = False
+    face_margin: float = 0.3
+    band: tuple[float, float] = (0.4, 0.6)
+    frame_side: int = 480  # kept frames (top-k and requested), longest side in px
+    heatmap_side: int = 224  # stored heatmaps, longest side in px
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "band", (float(self.band[0]), float(self.band[1])))
+        if not self.fps or self.fps <= 0 or not math.isfinite(self.fps):
+            raise InputRefused(f"fps must be a positive number, got {self.fps}")
+        if self.heatmaps not in HEATMAP_MODES:
+            raise InputRefused(f"Unknown heatmap selection {self.heatmaps!r}", accepted=", ".join(HEATMAP_MODES))
+        if self.top_k < 1:
+            raise InputRefused(f"top_k must be at least 1, got {self.top_k}")
+        low, high = self.band
+        if not 0.0 <= low <= high <= 1.0:
+            raise InputRefused(f"Uncertain band {self.band} is not 0 <= low <= high <= 1")
+        if self.cam is not None:
+            from .cam import get_cam_method
+
+            get_cam_method(self.cam)  # refuse an unknown method before any decoding
+        if self.face_margin < 0 or self.frame_side < 16 or self.heatmap_side < 8 or self.batch_size < 1:
+            raise InputRefused("face_margin >= 0, frame_side >= 16, heatmap_side >= 8 and batch_size >= 1 are needed")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["band"] = list(self.band)
+        return out
+
+    def key_dict(self) -> dict[str, Any]:
+        out = self.to_dict()
+        out.pop("batch_size")
+        return out
+
+
+def aggregate(scores: Sequence[float], top_k: int = 8) -> dict[str, Any]:
+    """mean (the input's score), max and mean of the top_k highest of per-frame P(fake)."""
+    values = np.asarray([s for s in scores if s is not None], dtype=np.float64)
+    if values.size == 0:
+        return {"mean": None, "max": None, "top_k_mean": None, "top_k": int(top_k), "count": 0}
+    top = np.sort(values)[::-1][: max(1, int(top_k))]
+    return {"mean": float(values.mean()), "max": float(values.max()), "top_k_mean": float(top.mean()),
+            "top_k": int(top_k), "count": int(values.size)}
+
+
+def label_for(score: Optional[float], band: Sequence[float] = (0.4, 0.6)) -> str:
+    """fake at score >= high, real at score <= low, uncertain otherwise (and when there is no score)."""
+    low, high = float(band[0]), float(band[1])
+    if score is None:
+        return "uncertain"
+    if score >= high:
+        return "fake"
+    if score <= low:
+        return "real"
+    return "uncertain"
+
+
+def suspicious_segments(frames: Sequence[dict], threshold: float, step: float) -> list[dict[str, float]]:
+    """Runs of consecutive frames scoring >= threshold as {start, end} seconds (each frame covers +-step/2)."""
+    segments: list[dict[str, float]] = []
+    half = step / 2.0
+    for record in frames:
+        score = record.get("score")
+        if score is None or score < threshold:
+            continue
+        start, end = max(0.0, record["time"] - half), record["time"] + half
+        if segments and start <= segments[-1]["end"] + 1e-6:
+            segments[-1]["end"] = end
+        else:
+            segments.append({"start": round(start, 6), "end": round(end, 6)})
+    return segments
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------
+
+
+def heatmap_name(index: int) -> str:
+    return f"heatmaps/{index:06d}.png"
+
+
+def _heat_key(index: int) -> str:
+    return f"heatmap_{index:06d}"
+
+
+def _frame_key(index: int) -> str:
+    return f"frame_{index:06d}"
+
+
+@dataclass
+class DetectResult:
+    """result.json as a dict (``data``) plus the kept arrays: uint8 heatmaps and downscaled frames."""
+
+    data: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    from_store: bool = False
+    key: str = ""
+
+    @property
+    def score(self) -> Optional[float]:
+        return self.data["score"]
+
+    @property
+    def label(self) -> str:
+        return self.data["label"]
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return self.data["frames"]
+
+    def frame_record(self, index: int) -> dict[str, Any]:
+        for record in self.frames:
+            if record["index"] == index:
+                return record
+        raise KeyError(index)
+
+    def heatmap(self, index: int) -> Optional[np.ndarray]:
+        """(h, w) float32 in [0, 1], or None when none was kept for this frame."""
+        arr = self.arrays.get(_heat_key(index))
+        return None if arr is None else arr.astype(np.float32) / 255.0
+
+    def frame(self, index: int) -> Optional[np.ndarray]:
+        return self.arrays.get(_frame_key(index))
+
+    def heatmap_indices(self) -> list[int]:
+        return sorted(int(k.split("_")[1]) for k in self.arrays if k.startswith("heatmap_"))
+
+    def top_frames(self) -> list[int]:
+        return list(self.data.get("top_frames", []))
+
+
+@dataclass
+class BatchResult:
+    """Several inputs in one job: one result each (or the refusal) plus a combined summary."""
+
+    results: list[DetectResult]
+    errors: list[dict[str, str]]
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "results": [r.data for r in self.results], "errors": self.errors}
+
+
+def summarise_batch(results: Sequence[DetectResult], errors: Sequence[dict[str, str]] = (),
+                    band: Sequence[float] = (0.4, 0.6)) -> dict[str, Any]:
+    scores = [r.score for r in results if r.score is not None]
+    counts = {label: sum(1 for r in results if r.label == label) for label in LABELS}
+    worst = max(results, key=lambda r: -1.0 if r.score is None else r.score, default=None)
+    return {
+        "inputs": len(results) + len(errors), "analysed": len(results), "refused": len(errors),
+        "labels": counts, "mean_score": float(np.mean(scores)) if scores else None,
+        "max_score": float(max(scores)) if scores else None,
+        "most_suspicious": worst.data["input"]["name"] if worst is not None else None,
+        "label": "fake" if counts["fake"] else label_for(max(scores) if scores else None, band),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Frames in, scores out
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    index: int
+    time: float
+    image: np.ndarray
+
+
+def _downscale(image: np.ndarray, side: int, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1.0:
+        return np.ascontiguousarray(image)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def _to_uint8_map(cam: np.ndarray, side: int) -> np.ndarray:
+    small = _downscale(np.asarray(cam, dtype=np.float32), side, cv2.INTER_AREA)
+    return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8)
+
+
+def _crop_rect(shape: Sequence[int], box, margin: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of crop_with_margin(image, box, margin), to paste a crop's heatmap back."""
+    height, width = shape[:2]
+    pad_x, pad_y = margin * box.w, margin * box.h
+    x0, y0 = max(0, int(math.floor(box.x - pad_x))), max(0, int(math.floor(box.y - pad_y)))
+    x1 = min(width, int(math.ceil(box.x + box.w + pad_x)))
+    y1 = min(height, int(math.ceil(box.y + box.h + pad_y)))
+    return x0, y0, x1, y1
+
+
+@contextmanager
+def _grad_only_from(detector: Detector) -> Iterator[bool]:
+    """Autograd from the CAM target layers on only: every CAM method needs d(logit)/d(target activations),
+    so the layers before them need neither saved activations nor a backward pass (less memory and time;
+    the maps are the same). Yields whether the input must require grad instead (targets without parameters).
+    Call with detector.lock held (cam_session holds it): parameters are restored on exit."""
+    params = list(detector.module.parameters())
+    previous = [p.requires_grad for p in params]
+    target_ids = {id(p) for layer in detector.target_layers for p in layer.parameters()}
+    if not target_ids:
+        yield True
+        return
+    try:
+        for p in params:
+            p.requires_grad_(id(p) in target_ids)
+        yield False
+    finally:
+        for p, flag in zip(params, previous):
+            p.requires_grad_(flag)
+
+
+class _Scorer:
+    """Scores batches of frames (whole frames or face crops) and makes heatmaps on request."""
+
+    def __init__(self, detector: Detector, params: DetectParams, cancel: Optional[CancelToken]):
+        self.detector, self.params, self.cancel = detector, params, cancel
+        self.cam_all = params.cam is not None and params.heatmaps == "all"
+
+    def batch_for(self, images: Sequence[np.ndarray]) -> int:
+        """Batch size keeping one batch under BATCH_PIXELS of network input: full-resolution detectors
+        (resize='none') on HD frames go one or two at a time, 224 px ones batch_size at a time."""
+        largest = max((int(np.prod(self.detector.input_shape(img))) for img in images), default=1)
+        return max(1, min(self.params.batch_size, BATCH_PIXELS // max(largest, 1)))
+
+    # ---- whole frames
+    def score(self, samples: Sequence[_Sample]) -> tuple[list[Optional[float]], list[list[dict]], list[Optional[np.ndarray]]]:
+        """Per sample: score (None: no face in face mode), faces, heatmap at frame size (all mode) or None."""
+        if self.params.faces:
+            return self._score_faces(samples)
+        images = [s.image for s in samples]
+        if self.cam_all:
+            probs, maps = self._cam(images)
+            return [float(p) for p in probs], [[] for _ in samples], maps
+        probs = self.detector.predict_proba(images, batch_size=self.batch_for(images), cancel=self.cancel)
+        return [float(p) for p in probs], [[] for _ in samples], [None] * len(samples)
+
+    def _cam(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One forward+backward per batch gives both P(fake) (the CAM's own forward) and the maps."""
+        import torch
+
+        from .cam import FakeLogitTarget, cam_session, cam_to_frame
+        from .models import as_rgb_uint8, group_by_shape
+
+        det = self.detector
+        frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
+        probs = np.empty(len(frames), dtype=np.float32)
+        maps: list[Optional[np.ndarray]] = [None] * len(frames)
+        batches = group_by_shape([det.input_shape(f) for f in frames], self.batch_for(frames))
+        with cam_session(det, self.params.cam) as cam, torch.enable_grad(), _grad_only_from(det) as full_graph:
+            for idx in batches:
+                check_cancelled(self.cancel)
+                batch = det.preprocess([frames[i] for i in idx]).to(det.device).requires_grad_(full_graph)
+                raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx])
+                logits = cam.outputs.detach().reshape(len(idx), -1)[:, 0]
+                probs[idx] = torch.sigmoid(logits.float()).cpu().numpy()
+                for j, i in enumerate(idx):
+                    maps[i] = cam_to_frame(np.nan_to_num(raw[j]), frames[i].shape[:2], det.config)
+        return probs, maps  # type: ignore[return-value]
+
+    def heatmaps(self, images: Sequence[np.ndarray], faces: Sequence[list[dict]]) -> list[np.ndarray]:
+        """Heatmaps at frame size for frames picked after scoring (top-k mode, or a requested frame)."""
+        if self.params.faces:
+            return [self._face_heatmap(img, f) for img, f in zip(images, faces)]
+        return self._cam(images)[1]
+
+    # ---- faces
+    def _score_faces(self, samples: Sequence[_Sample]):
+        from .faces import FaceBox, _fit_for, crop_with_margin, detect_faces
+
+        crops, owners, boxes_per = [], [], []
+        for n, sample in enumerate(samples):
+            check_cancelled(self.cancel)
+            boxes = detect_faces(sample.image)
+            boxes_per.append(boxes)
+            for box in boxes:
+                crops.append(_fit_for(self.detector, crop_with_margin(sample.image, box, self.params.face_margin)))
+                owners.append(n)
+        faces: list[list[dict]] = [[] for _ in samples]
+        maps: list[Optional[np.ndarray]] = [None] * len(samples)
+        if crops:
+            if self.cam_all:
+                probs, crop_maps = self._cam(crops)
+            else:
+                probs = self.detector.predict_proba(crops, batch_size=self.batch_for(crops), cancel=self.cancel)
+                crop_maps = None
+            cursor = {n: 0 for n in range(len(samples))}
+            for c, (owner, prob) in enumerate(zip(owners, probs)):
+                box: FaceBox = boxes_per[owner][cursor[owner]]
+                cursor[owner] += 1
+                faces[owner].append({"box": box.to_dict(), "score": float(prob)})
+                if crop_maps is not None:
+                    maps[owner] = self._paste(maps[owner], samples[owner].image.shape, box, crop_maps[c])
+        scores = [max(f["score"] for f in fl) if fl else None for fl in faces]
+        if self.cam_all:
+            maps = [m if m is not None else np.zeros(s.image.shape[:2], np.float32) for m, s in zip(maps, samples)]
+        return scores, faces, maps
+
+    def _paste(self, canvas: Optional[np.ndarray], shape, box, crop_map: np.ndarray) -> np.ndarray:
+        canvas = np.zeros(shape[:2], np.float32) if canvas is None else canvas
+        x0, y0, x1, y1 = _crop_rect(shape, box, self.params.face_margin)
+        resized = cv2.resize(crop_map.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        canvas[y0:y1, x0:x1] = np.maximum(canvas[y0:y1, x0:x1], resized)
+        return canvas
+
+    def _face_heatmap(self, image: np.ndarray, faces: list[dict]) -> np.ndarray:
+        from .faces import FaceBox, _fit_for, crop_with_margin
+
+        canvas = np.zeros(image.shape[:2], np.float32)
+        boxes = [FaceBox(**f["box"]) for f in faces]
+        if not boxes:
+            return canvas
+        crops = [_fit_for(self.detector, crop_with_margin(image, b, self.params.face_margin)) for b in boxes]
+        _, maps = self._cam(crops)
+        for box, crop_map in zip(boxes, maps):
+            canvas = self._paste(canvas, image.shape, box, crop_map)
+        return canvas
+
+
+def _image_samples(media) -> Iterator[_Sample]:
+    from ..media.images import decode_image
+
+    # Intake already enforced the pixel cap and the accepted formats for this file.
+    yield _Sample(0, 0.0, decode_image(media.path, max_pixels=10**12, accepted=(media.format,)).rgb)
+
+
+def _video_samples(media, fps: float, cancel: Optional[CancelToken], start: float = 0.0,
+                   end: Optional[float] = None) -> Iterator[_Sample]:
+    from ..media.video import iter_frames
+
+    for frame in iter_frames(media.path, fps, start=start, end=end, cancel=cancel, info=media.video):
+        yield _Sample(frame.index, frame.time, frame.image)
+
+
+def _reporting(samples: Iterator[_Sample], total: int, share: float,
+               progress: ProgressCallback) -> Iterator[_Sample]:
+    for done, sample in enumerate(samples, 1):
+        progress(share * min(1.0, (done - 0.5) / max(total, 1)), f"Frame {done}/{total} at {sample.time:.1f} s")
+        yield sample
+
+
+def _chunks(samples: Iterator[_Sample], size: int) -> Iterator[list[_Sample]]:
+    chunk: list[_Sample] = []
+    for sample in samples:
+        chunk.append(sample)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def result_key(media, detector: Detector, params: DetectParams) -> str:
+    return make_key(media.sha256, "detect", model_id=detector.name, weights_sha256=detector.weights_sha256,
+                    params=params.key_dict())
+
+
+def model_summary(detector: Detector) -> dict[str, Any]:
+    card = detector.model_card
+    source = str(card.get("source") or "")
+    untrained = "random initialisation" in source or (not card.get("trained_on") and not card.get("metrics"))
+    return {"name": detector.name, "architecture": detector.architecture, "weights_sha256": detector.weights_sha256,
+            "trained_on": card.get("trained_on"), "metrics": card.get("metrics") or {}, "source": source or None,
+            "date": card.get("date"), "untrained": bool(untrained),
+            "trained_on_summary": _summarise_trained_on(card.get("trained_on")),
+            "metrics_summary": _summarise_metrics(card.get("metrics") or {})}
+
+
+HEADLINE_METRICS = ("roc_auc", "auc", "accuracy", "average_precision", "eer", "fpr", "tpr", "false_positive_rate")
+
+
+def _summarise_trained_on(value: Any, limit: int = 240) -> Optional[str]:
+    """One line for a card's trained_on, which may be a string or a nested dict."""
+    if value in (None, "", {}, []):
+        return None
+    if not isinstance(value, dict):
+        text = str(value)
+    else:
+        parts = []
+        for key, item in value.items():
+            if isinstance(item, (str, int, float)):
+                parts.append(f"{key}: {item}")
+            elif isinstance(item, (list, tuple)) and item and all(isinstance(v, (str, int, float)) for v in item):
+                parts.append(f"{key}: {', '.join(map(str, item[:6]))}{'…' if len(item) > 6 else ''}")
+            elif isinstance(item, dict) and item and all(isinstance(v, (str, int, float)) for v in item.values()):
+                parts.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in list(item.items())[:4]))
+        text = "; ".join(parts) or ", ".join(map(str, value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _summarise_metrics(metrics: dict, limit: int = 6) -> Optional[str]:
+    """Headline metrics (AUC, accuracy, ...) of a card, one level of sections deep, as one line."""
+    found: list[str] = []
+
+    def visit(prefix: str, node: dict) -> None:
+        for key in HEADLINE_METRICS:
+            if isinstance(node.get(key), (int, float)) and not isinstance(node.get(key), bool):
+                found.append(f"{prefix}{key} {node[key]:.3f}")
+
+    visit("", metrics)
+    for section, node in metrics.items():
+        if isinstance(node, dict):
+            visit(f"{section} ", node)
+    if not found:
+        found = [f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return ", ".join(found[:limit]) or None
+
+
+def _provenance(media) -> dict[str, Any]:
+    from ..provenance import read_c2pa, read_metadata, summarise_provenance
+
+    try:
+        c2pa = read_c2pa(media.path)
+        metadata = read_metadata(media.path, media.kind)
+        summary = summarise_provenance(c2pa, metadata)
+        c2pa_dict = c2pa.to_dict()
+        c2pa_dict.pop("manifest_json", None)
+        return {"c2pa": c2pa_dict, "summary": summary,
+                "declares_generative_ai": bool(c2pa.declares_generative_ai)}
+    except (ApateError, OSError, ValueError) as exc:  # provenance must never sink a detection
+        return {"c2pa": None, "summary": [f"Provenance could not be read: {exc}"], "declares_generative_ai": False}
+
+
+def analyse_media(media, detector: Detector, params: Optional[DetectParams] = None, *,
+                  store: Optional[ResultStore] = None, progress: ProgressCallback = no_progress,
+                  cancel: Optional[CancelToken] = None, settings: Optional[Settings] = None,
+                  normalise: bool = False, source: str = "") -> DetectResult:
+    """Analyse an accepted MediaFile (see intake_file). Re-opens from ``store`` when the same content,
+    model weights and parameters were analysed before. Raises Cancelled when ``cancel`` is set."""
+    params = params or DetectParams()
+    key = result_key(media, detector, params)
+    if store is not None:
+        cached = store.get(key)
+        if cached is not None:
+            data = cached.meta
+            data["input"].update(_input_dict(media, source))
+            progress(1.0, "Opened from the result store")
+            return DetectResult(data, cached.arrays, from_store=True, key=key)
+    started = time.perf_counter()
+    result = _run(media, detector, params, progress, cancel)
+    result.data["provenance"] = _provenance(media)
+    result.data["input"] = _input_dict(media, source)
+    result.data["video_path"] = str(Path(media.path).resolve()) if media.kind == "video" else None
+    result.data["normalised_video"] = None
+    if normalise and media.kind == "video" and store is not None and settings is not None:
+        result.data["normalised_video"] = str(normalised_video(media, settings, store, cancel=cancel))
+    result.data["elapsed_s"] = round(time.perf_counter() - started, 3)
+    result.key = key
+    if store is not None:
+        store.put(key, result.data, result.arrays)
+    progress(1.0, "Done")
+    return result
+
+
+def _input_dict(media, source: str = "") -> dict[str, Any]:
+    out = {"name": media.name, "path": str(Path(media.path).resolve()), "source": source or media.name,
+           "sha256": media.sha256, "kind": media.kind, "format": media.format, "size_bytes": media.size_bytes}
+    info = media.video or media.image
+    if media.video is not None:
+        out.update(duration=info.duration, fps=info.fps, width=info.display_width, height=info.display_height)
+    elif info is not None:
+        out.update(width=info.width, height=info.height)
+    return out
+
+
+def _run(media, detector: Detector, params: DetectParams, progress: ProgressCallback,
+         cancel: Optional[CancelToken]) -> DetectResult:
+    from ..media.video import count_samples
+
+    scorer = _Scorer(detector, params, cancel)
+    is_video = media.kind == "video"
+    total = count_samples(media.video.duration, params.fps) if is_video else 1
+    samples = _video_samples(media, params.fps, cancel) if is_video else _image_samples(media)
+    want_maps = params.cam is not None
+    scan_share = 0.9 if want_maps and params.heatmaps == "top_k" else 1.0
+    records: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray] = {}
+    top: list[tuple[float, int, int, np.ndarray, Optional[np.ndarray]]] = []  # min-heap (score, -index, ...)
+    check_cancelled(cancel)
+    progress(0.0, f"Analysing {total} frame{'s' if total != 1 else ''}")
+    samples = _reporting(samples, total, scan_share, progress)
+    for chunk in _chunks(samples, params.batch_size):
+        check_cancelled(cancel)
+        scores, faces, maps = scorer.score(chunk)
+        for sample, score, face_list, cam in zip(chunk, scores, faces, maps):
+            record = {"index": sample.index, "time": round(float(sample.time), 6), "score": score,
+                      "heatmap": None, "faces": face_list}
+            if params.faces:
+                record["no_face"] = not face_list
+            records.append(record)
+            if cam is not None:
+                arrays[_heat_key(sample.index)] = _to_uint8_map(cam, params.heatmap_side)
+                record["heatmap"] = heatmap_name(sample.index)
+            if score is None:
+                continue
+            # Keep full-res frames only where a heatmap is still to be made; otherwise a small copy.
+            keep = sample.image if (want_maps and cam is None) else _downscale(sample.image, params.frame_side)
+            item = (score, -sample.index, sample.index, keep, None)
+            if len(top) < params.top_k:
+                heapq.heappush(top, item)
+            elif item[:2] > top[0][:2]:
+                heapq.heapreplace(top, item)
+        progress(scan_share * min(1.0, len(records) / max(total, 1)),
+                 f"Scored {len(records)}/{total} frame{'s' if total != 1 else ''}")
+    if not records:
+        raise InputRefused("No frame could be decoded from this file", accepted="videos with at least one frame")
+    face_fallback = False
+    if params.faces and all(r["score"] is None for r in records):
+        face_fallback = True  # no face anywhere: score whole frames rather than nothing
+    best = sorted(top, key=lambda item: (-item[0], item[2]))
+    if want_maps and params.heatmaps == "top_k" and best:
+        check_cancelled(cancel)
+        progress(scan_share, f"Heatmaps for the top {len(best)} frames")
+        by_index = {r["index"]: r for r in records}
+        maps = scorer.heatmaps([b[3] for b in best], [by_index[b[2]]["faces"] for b in best])
+        for item, cam in zip(best, maps):
+            arrays[_heat_key(item[2])] = _to_uint8_map(cam, params.heatmap_side)
+            by_index[item[2]]["heatmap"] = heatmap_name(item[2])
+    for item in best:
+        arrays[_frame_key(item[2])] = _downscale(item[3], params.frame_side)
+    data = _result_data(records, [b[2] for b in best], detector, params, media.kind, face_fallback)
+    if face_fallback:
+        data = _whole_frame_fallback(media, detector, params, data, arrays, cancel)
+    return DetectResult(data, arrays)
+
+
+def _whole_frame_fallback(media, detector: Detector, params: DetectParams, data: dict, arrays: dict,
+                          cancel: Optional[CancelToken]) -> dict:
+    """Face mode found no face in any frame: score whole frames, and say so."""
+    whole = _run(media, detector, dataclasses.replace(params, faces=False), no_progress, cancel)
+    for record, other in zip(data["frames"], whole.data["frames"]):
+        record["score"], record["heatmap"] = other["score"], other["heatmap"]
+    arrays.clear()
+    arrays.update(whole.arrays)
+    new = _result_data(data["frames"], whole.data["top_frames"], detector, params, media.kind, True)
+    return new
+
+
+def _result_data(records: list[dict], top_frames: list[int], detector: Detector, params: DetectParams,
+                 kind: str, face_fallback: bool) -> dict[str, Any]:
+    aggregates = aggregate([r["score"] for r in records], params.top_k)
+    score = aggregates["mean"]
+    notes = []
+    if params.faces:
+        no_face = sum(1 for r in records if r.get("no_face"))
+        if face_fallback:
+            notes.append("No face was found in any frame; the score is of whole frames.")
+        elif no_face:
+            notes.append(f"{no_face} of {len(records)} frames have no face; the score is over frames with faces.")
+        aggregates["frames_with_faces"] = len(records) - no_face
+        aggregates["faces"] = sum(len(r["faces"]) for r in records)
+    summary = model_summary(detector)
+    step = 1.0 / params.fps if kind == "video" else 0.0
+    segments = suspicious_segments(records, params.band[1], step)
+    if summary["untrained"]:
+        notes.append("The model is untrained (random initialisation): its scores carry no meaning.")
+    return {
+        "apate_version": __version__, "result_version": RESULT_VERSION, "task": "detect", "kind": kind,
+        "score": score, "label": label_for(score, params.band),
+        "band": {"low": params.band[0], "high": params.band[1]},
+        "aggregates": aggregates, "top_frames": list(top_frames), "suspicious_segments": segments,
+        "frames": records,
+        "model": summary, "params": params.to_dict(), "face_fallback": face_fallback, "notes": notes,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points: paths, several inputs, one frame on request
+# --------------------------------------------------------------------------------------------
+
+
+def analyse_path(path: str | Path, settings: Settings, detector: Detector, params: Optional[DetectParams] = None,
+                 *, store: Optional[ResultStore] = None, progress: ProgressCallback = no_progress,
+                 cancel: Optional[CancelToken] = None, name: Optional[str] = None, normalise: bool = False,
+                 source: str = "") -> DetectResult:
+    """Intake (refusing what is not accepted) then analyse."""
+    from ..media.intake import intake_file
+
+    params = params or DetectParams()
+    path = Path(path)
+    if not path.is_file():
+        raise InputRefused(f"No such file: {path}", accepted="a path to a video or image file")
+    media = intake_file(path, settings, name=name)
+    return analyse_media(media, detector, params, store=store, progress=progress, cancel=cancel,
+                         settings=settings, normalise=normalise, source=source)
+
+
+def analyse_many(paths: Sequence[str | Path], settings: Settings, detector: Detector,
+                 params: Optional[DetectParams] = None, *, store: Optional[ResultStore] = None,
+                 progress: ProgressCallback = no_progress, cancel: Optional[CancelToken] = None,
+                 names: Optional[Sequence[str]] = None, skip_refused: bool = True) -> BatchResult:
+    """Several inputs (typically images) in one job: one result per input plus a combined summary.
+
+    A refused input is reported in ``errors`` (skip_refused) or raised; Cancelled always stops the job.
+    """
+    params = params or DetectParams()
+    if not paths:
+        raise InputRefused("No input given")
+    if len(paths) > settings.max_batch:
+        raise InputRefused(f"{len(paths)} files in one job", limit=f"{settings.max_batch} (APATE_MAX_BATCH)")
+    results, errors = [], []
+    for n, path in enumerate(paths):
+        check_cancelled(cancel)
+        name = names[n] if names else Path(path).name
+
+        def part(fraction: float, message: str, n: int = n, name: str = name) -> None:
+            progress((n + min(max(fraction, 0.0), 1.0)) / len(paths), f"{name} ({n + 1}/{len(paths)}): {message}")
+
+        try:
+            results.append(analyse_path(path, settings, detector, params, store=store, progress=part,
+                                        cancel=cancel, name=name))
+        except InputRefused as exc:
+            if not skip_refused:
+                raise
+            errors.append({"name": name, "error": str(exc)})
+    return BatchResult(results, errors, summarise_batch(results, errors, params.band))
+
+
+def frame_view(result: DetectResult, index: int, detector: Detector, *, store: Optional[ResultStore] = None,
+               cam: Optional[str] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(frame at frame_side, heatmap in [0,1] or None) of any analysed frame; decoded again when not kept.
+
+    Made once per (result, frame) and kept in the store: "requested" frames cost one decode + one CAM.
+    """
+    params = DetectParams(**{**result.data["params"], "band": tuple(result.data["params"]["band"])})
+    cam = cam or params.cam
+    image, heat = result.frame(index), result.heatmap(index)
+    if image is not None and (heat is not None or cam is None):
+        return image, heat
+    key = make_key(result.data["input"]["sha256"], "detect-frame", model_id=result.data["model"]["name"],
+                   weights_sha256=result.data["model"]["weights_sha256"],
+                   params={**params.key_dict(), "index": index, "cam": cam})
+    cached = store.get(key) if store is not None else None
+    if cached is not None:
+        heat_arr = cached.arrays.get("heatmap")
+        return cached.arrays["frame"], None if heat_arr is None else heat_arr.astype(np.float32) / 255.0
+    record = result.frame_record(index)
+    full = _decode_one(result.data, record)
+    small = _downscale(full, params.frame_side)
+    arrays = {"frame": small}
+    if cam is not None:
+        scorer = _Scorer(detector, dataclasses.replace(params, cam=cam), None)
+        cam_map = scorer.heatmaps([full], [record.get("faces") or []])[0]
+        arrays["heatmap"] = _to_uint8_map(cam_map, params.heatmap_side)
+    if store is not None:
+        store.put(key, {"index": index}, arrays)
+    heat_arr = arrays.get("heatmap")
+    return small, None if heat_arr is None else heat_arr.astype(np.float32) / 255.0
+
+
+def _decode_one(data: dict, record: dict) -> np.ndarray:
+    path = data["input"]["path"]
+    if data["kind"] != "video":
+        from ..media.images import decode_image
+
+        return decode_image(path, max_pixels=10**12, accepted=(data["input"]["format"],)).rgb
+    from ..media.video import iter_frames
+
+    t = float(record["time"])
+    for frame in iter_frames(path, 1000.0, start=t, end=t + 0.0005):
+        return frame.image
+    raise InputRefused(f"The frame at {t:.2f} s could not be decoded again")
+
+
+def normalised_video(media, settings: Settings, store: ResultStore, cancel: Optional[CancelToken] = None) -> Path:
+    """Browser-playable H.264 copy (<= 720p) in the cache's normalised-media folder, made once per content."""
+    from ..inspection import playable_video
+
+    folder = settings.cache_path / "normalised"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    out = folder / f"{media.sha256}.mp4"
+    if not out.exists():
+        out.write_bytes(playable_video(media, store, cancel=cancel))
+    return out
+
+
+def load_detector(name: str, settings: Optional[Settings] = None) -> Detector:
+    """A registered name or a checkpoint path (absolute, relative, or under APATE_MODELS_DIR)."""
+    from .registry import create_detector
+
+    device = settings.resolved_device() if settings is not None else "cpu"
+    if name not in list_detectors() and settings is not None and not Path(name).exists():
+        candidate = settings.models_path / name
+        if candidate.exists():
+            name = str(candidate)
+    return create_detector(name, device=device)
+
+
+def available_checkpoints(settings: Settings) -> list[Path]:
+    """Checkpoints under APATE_MODELS_DIR (one level deep) that the model picker offers."""
+    from .checkpoints import CHECKPOINT_SUFFIXES
+
+    folder = settings.models_path
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
+    return sorted(found)[:50]

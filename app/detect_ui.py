@@ -1,0 +1,280 @@
+"""Detect-only UI pieces: the background analysis job the page polls, cached detectors and the result panels.
+
+Cancellation: the analysis runs in a worker thread holding a CancelToken; the Job lives in
+st.session_state, a fragment polls its progress every half second and shows a Cancel button whose
+callback sets the token. The engine checks the token between frames and batches, so Cancel stops
+the work within one batch. The worker never calls Streamlit.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import streamlit as st
+
+from apate_core.detect import pipeline
+from apate_core.detect.models import Detector
+from apate_core.detect.pipeline import BatchResult, DetectParams, DetectResult
+from apate_core.errors import ApateError
+from apate_core.progress import CancelToken
+from app import ui
+
+LABEL_STYLE = {"fake": ("red", ":material/warning:"), "real": ("green", ":material/verified:"),
+               "uncertain": ("orange", ":material/help:")}
+GALLERY_COLUMNS = 4
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+def model_options() -> list[str]:
+    """Registered detectors (the default first) and checkpoints found under APATE_MODELS_DIR."""
+    from apate_core.detect import list_detectors
+
+    default = pipeline.default_detector_name()
+    names = [default] + [n for n in list_detectors() if n != default]
+    return names + [str(p) for p in pipeline.available_checkpoints(ui.get_settings())]
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def get_detector(name: str) -> Detector:
+    detector = pipeline.load_detector(name, ui.get_settings())
+    _ = detector.weights_sha256  # hash once, here, rather than on the first analysis
+    return detector
+
+
+# --------------------------------------------------------------------------------------------
+# Background job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One analysis running in a worker thread; the page reads its fields on each poll."""
+
+    signature: str
+    token: CancelToken = field(default_factory=CancelToken)
+    fraction: float = 0.0
+    message: str = "Starting"
+    output: Any = None  # DetectResult or BatchResult
+    error: Optional[BaseException] = None
+    done: bool = False
+    thread: Optional[threading.Thread] = None
+    detector: Optional[Detector] = None  # the model the result came from (frames picked later use it too)
+
+    def progress(self, fraction: float, message: str) -> None:
+        self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), message
+
+    def cancel(self) -> None:
+        self.token.cancel()
+        self.message = "Cancelling…"
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+def start_job(signature: str, work: Callable[["Job"], Any], detector: Optional[Detector] = None) -> Job:
+    job = Job(signature, detector=detector)
+
+    def target() -> None:
+        try:
+            job.output = work(job)
+        except BaseException as exc:  # noqa: BLE001 - handed to the page, which shows it
+            job.error = exc
+        finally:
+            job.done = True
+
+    job.thread = threading.Thread(target=target, name="apate-detect", daemon=True)
+    job.thread.start()
+    return job
+
+
+def analysis(sources: list[tuple[Path, str]], url: str, detector: Detector, params: DetectParams) -> Callable:
+    """The worker's work: fetch a URL if given, then one input (DetectResult) or several (BatchResult)."""
+    settings, store = ui.get_settings(), ui.get_store()
+
+    def work(job: Job):
+        items = list(sources)
+        if url:
+            from apate_core.inspection import fetch_source
+
+            downloads = settings.cache_path / "downloads"
+            downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
+            items = [fetch_source(url, settings, downloads, progress=job.progress, cancel=job.token)]
+        if len(items) == 1:
+            path, name = items[0]
+            return pipeline.analyse_path(path, settings, detector, params, store=store, progress=job.progress,
+                                         cancel=job.token, name=name, source=url or name)
+        return pipeline.analyse_many([p for p, _ in items], settings, detector, params, store=store,
+                                     progress=job.progress, cancel=job.token, names=[n for _, n in items])
+
+    return work
+
+
+def signature(sources: list[tuple[Path, str]], url: str, model: str, params: DetectParams) -> str:
+    return json.dumps({"sources": [str(p) for p, _ in sources], "url": url, "model": model,
+                       "params": params.key_dict()}, sort_keys=True)
+
+
+def watch(job: Job) -> None:
+    """Progress and Cancel, redrawn every half second until the job ends, then a full rerun shows the result."""
+
+    @st.fragment(run_every=0.5)
+    def _poll() -> None:
+        if job.done:
+            st.rerun()
+        st.progress(job.fraction, text=f"Analysing: {job.message}")
+        st.button("Cancel", key="detect_cancel", icon=":material/cancel:", on_click=job.cancel,
+                  disabled=job.token.cancelled)
+
+    _poll()
+
+
+# --------------------------------------------------------------------------------------------
+# Result panels
+# --------------------------------------------------------------------------------------------
+
+
+def batch_table(batch: BatchResult) -> None:
+    summary = batch.summary
+    cols = st.columns(4)
+    cols[0].metric("Inputs", summary["inputs"])
+    cols[1].metric("Fake", summary["labels"]["fake"])
+    cols[2].metric("Uncertain", summary["labels"]["uncertain"])
+    cols[3].metric("Real", summary["labels"]["real"])
+    rows = [{"input": r.data["input"]["name"], "P(fake)": r.score, "label": r.label} for r in batch.results]
+    rows += [{"input": e["name"], "P(fake)": None, "label": f"refused: {e['error']}"} for e in batch.errors]
+    st.dataframe(rows, hide_index=True, column_config={"P(fake)": st.column_config.ProgressColumn(
+        "P(fake)", min_value=0.0, max_value=1.0, format="%.3f")})
+
+
+def verdict_card(result: DetectResult) -> None:
+    data, agg, model = result.data, result.data["aggregates"], result.data["model"]
+    colour, icon = LABEL_STYLE[result.label]
+    with st.container(border=True):
+        head, prov = st.columns([3, 2])
+        score = "–" if result.score is None else f"{result.score:.3f}"
+        head.markdown(f"### {icon} :{colour}[{result.label.upper()}] · P(fake) {score}")
+        band = data["band"]
+        head.caption(f"Mean of {agg['count']} frame score(s). Real ≤ {band['low']:g} < uncertain < "
+                     f"{band['high']:g} ≤ fake." + (" Re-opened from the result store." if result.from_store else ""))
+        cols = head.columns(3)
+        cols[0].metric("Mean (verdict)", score)
+        cols[1].metric("Max", "–" if agg["max"] is None else f"{agg['max']:.3f}")
+        cols[2].metric(f"Top-{agg['top_k']} mean", "–" if agg["top_k_mean"] is None else f"{agg['top_k_mean']:.3f}")
+        lines = (data.get("provenance") or {}).get("summary") or ["Provenance unknown."]
+        c2pa = (data.get("provenance") or {}).get("c2pa") or {}
+        badge = st.success if c2pa.get("validation_state") in ("Valid", "Trusted") else st.info
+        with prov:
+            badge(lines[0], icon=":material/verified_user:")
+            st.markdown(f"**Model** `{model['name']}` ({model['architecture']})  \n"
+                        f"**Trained on:** {model.get('trained_on_summary') or '–'}  \n"
+                        f"**Metrics:** {model.get('metrics_summary') or 'none reported'}")
+        if model["untrained"]:
+            st.warning("This model is **untrained** (random initialisation): its scores carry no meaning. "
+                       "Choose a trained detector or bring a checkpoint.", icon=":material/warning:")
+        for note in data["notes"]:
+            if "untrained" not in note:
+                st.caption(note)
+
+
+def timeline(result: DetectResult) -> None:
+    """The per-frame chart; selecting a point moves the frame picker (key detect_frame) to it."""
+    from apate_core.detect.report import timeline_figure
+
+    fig = timeline_figure(result, selected=st.session_state.get("detect_frame"))
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="detect_timeline",
+                            config={"displaylogo": False})
+    points = list(getattr(getattr(event, "selection", None), "points", None) or [])
+    picked = _frame_at(result, points[0]) if points else None
+    if picked is not None and picked != st.session_state.get("detect_timeline_last"):
+        st.session_state["detect_timeline_last"] = picked
+        st.session_state["detect_frame"] = picked
+
+
+def _frame_at(result: DetectResult, point: dict) -> Optional[int]:
+    if point.get("customdata") is not None:
+        value = point["customdata"]
+        return int(value[0] if isinstance(value, (list, tuple)) else value)
+    if point.get("x") is None:
+        return None
+    return min(result.frames, key=lambda f: abs(f["time"] - float(point["x"])))["index"]
+
+
+def frame_panel(result: DetectResult, detector: Detector) -> None:
+    """A frame and its heatmap side by side, with an opacity slider; any frame can be picked."""
+    from apate_core.detect import overlay_heatmap
+
+    frames = result.frames
+    indices = [f["index"] for f in frames]
+    if st.session_state.get("detect_frame") not in indices:
+        st.session_state["detect_frame"] = (result.top_frames() or indices)[0]
+    by_index = {f["index"]: f for f in frames}
+    if len(indices) > 1:
+        st.select_slider("Frame", options=indices, key="detect_frame",
+                         format_func=lambda i: f"{by_index[i]['time']:.2f} s")
+    index = st.session_state["detect_frame"]
+    record = by_index[index]
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="detect_opacity")
+    try:
+        image, heat = pipeline.frame_view(result, index, detector, store=ui.get_store())
+    except ApateError as exc:
+        ui.error_card(exc, title="This frame could not be shown")
+        return
+    score = "no face" if record["score"] is None else f"P(fake) {record['score']:.3f}"
+    left, right = st.columns(2)
+    left.image(image, caption=f"Frame at {record['time']:.2f} s · {score}", width="stretch")
+    if heat is None:
+        right.info("No heatmap method chosen.")
+    else:
+        right.image(overlay_heatmap(image, heat, opacity=opacity), caption="Heatmap: evidence for 'fake'",
+                    width="stretch")
+    if record.get("faces"):
+        st.caption("Faces: " + ", ".join(f"P(fake) {f['score']:.3f} at ({f['box']['x']}, {f['box']['y']}) "
+                                          f"{f['box']['w']}×{f['box']['h']}" for f in record["faces"]))
+
+
+def gallery(result: DetectResult) -> None:
+    from apate_core.detect.report import overlay
+
+    by_index = {f["index"]: f for f in result.frames}
+    top = [i for i in result.top_frames() if result.frame(i) is not None]
+    for start in range(0, len(top), GALLERY_COLUMNS):
+        for col, index in zip(st.columns(GALLERY_COLUMNS), top[start:start + GALLERY_COLUMNS]):
+            shown = overlay(result, index)
+            col.image(shown if shown is not None else result.frame(index), width="stretch",
+                      caption=f"t = {by_index[index]['time']:.2f} s · P(fake) {by_index[index]['score']:.3f}")
+
+
+def downloads(result: DetectResult) -> None:
+    from apate_core.detect import report
+
+    stem = Path(result.data["input"]["name"]).stem or "result"
+    cols = st.columns(3)
+    cols[0].download_button("result.json", report.result_json(result), f"{stem}.result.json", "application/json",
+                            icon=":material/data_object:", key="detect_dl_json")
+    cols[1].download_button("Heatmaps (zip)", lambda: report.heatmaps_zip(result), f"{stem}.heatmaps.zip",
+                            "application/zip", icon=":material/folder_zip:", key="detect_dl_zip")
+    cols[2].download_button("HTML report", lambda: report.report_html(result), f"{stem}.report.html", "text/html",
+                            icon=":material/description:", key="detect_dl_html")
+
+
+def show_result(result: DetectResult, detector: Detector) -> None:
+    verdict_card(result)
+    if result.data["kind"] == "video":
+        st.markdown("#### Timeline")
+        timeline(result)
+    st.markdown("#### Frame and heatmap")
+    frame_panel(result, detector)
+    if result.data["kind"] == "video":
+        st.markdown("#### Most suspicious frames")
+        gallery(result)
+    downloads(result)
+
