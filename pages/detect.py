@@ -21,7 +21,7 @@ uploads = st.file_uploader("Drop a video, or several images", accept_multiple_fi
 url_col, fetch_col = st.columns([5, 1], vertical_alignment="bottom")
 url = url_col.text_input("…or paste an http(s) URL", key="detect_url_input", placeholder="https://example.org/clip.mp4")
 if fetch_col.button("Fetch", width="stretch", key="detect_fetch") and url.strip():
-    st.session_state["detect_url"] = url.strip()
+    st.session_state["detect_source"] = url.strip()
 
 with st.expander("Model and analysis settings", expanded=True, icon=":material/tune:"):
     c1, c2, c3, c4 = st.columns(4)
@@ -38,8 +38,8 @@ with st.expander("Model and analysis settings", expanded=True, icon=":material/t
 
 if uploads:
     sources, url_source = [(ui.save_upload(f), f.name) for f in uploads], ""
-elif st.session_state.get("detect_url"):
-    sources, url_source = [], st.session_state["detect_url"]
+elif st.session_state.get("detect_source"):
+    sources, url_source = [], st.session_state["detect_source"]
 else:
     st.info("Drop a video or images above, or paste a URL.")
     st.stop()

@@ -11,8 +11,11 @@ st.title(":material/shield: Apate")
 st.markdown(
     "Apate helps trust-and-safety analysts, verification desks and people protecting their own photos. "
     "**Inspect** tells you exactly what a file is: its container, codecs, metadata and C2PA Content "
-    "Credentials, with a browser-playable copy and sampled frames. Pick a page in the sidebar, or start "
-    "from one of the sample files below."
+    "Credentials, with a browser-playable copy and sampled frames. **Detect** scores each sampled frame for "
+    "signs of generation, with heatmaps and a timeline. **Protect** adds an imperceptible perturbation to a "
+    "photo so that image-translation deepfake generators break on it, and shows the proof. **Live** scores "
+    "your camera as it streams. Start from one of the samples below: two of them are partly re-synthesised "
+    "by a generator."
 )
 
 settings = ui.get_settings()
@@ -50,6 +53,10 @@ if not samples:
 for column, sample in zip(st.columns(max(len(samples), 1)), samples):
     with column:
         st.image(thumbnail(str(sample)), caption=f"{sample.name} · {sample.stat().st_size / 1024:.0f} KB")
-        if st.button("Inspect", key=f"sample-{sample.name}"):
+        inspect_col, detect_col = st.columns(2)
+        if inspect_col.button("Inspect", key=f"sample-{sample.name}", width="stretch"):
             st.session_state["inspect_source"] = str(sample)
             st.switch_page(str(ui.ROOT / "pages" / "inspect.py"))
+        if detect_col.button("Detect", key=f"detect-{sample.name}", width="stretch", type="primary"):
+            st.session_state["detect_source"] = str(sample)
+            st.switch_page(str(ui.ROOT / "pages" / "detect.py"))

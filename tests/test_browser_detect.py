@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIP = ROOT / "assets" / "samples" / "coffee_pan.mp4"
+CLIP = ROOT / "assets" / "samples" / "coffee_pan_resynth_middle.mp4"  # frames 2 s and 3 s are re-synthesised
 
 
 def test_detect_upload_shows_timeline_and_heatmap(dashboard, browser_page, artifacts):
@@ -28,9 +28,9 @@ def test_detect_upload_shows_timeline_and_heatmap(dashboard, browser_page, artif
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=frame.element_handle())
     page.get_by_text("Most suspicious frames").wait_for()
     page.set_viewport_size({"width": 1400, "height": 3200})  # Streamlit scrolls inside the app: grow the window
-    page.screenshot(path=str(artifacts / "detect-coffee_pan.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "detect-demo-clip.png"), full_page=True)
     # selecting a point on the timeline shows that frame (plotly's drag layer takes the click, as for a person)
-    shown = page.get_by_text("Frame at 4.00 s")
+    shown = page.get_by_text("Frame at 4.00 s")  # a real frame just after the re-synthesised segment
     for _ in range(3):  # a click that lands while a rerun is still drawing can be dropped: let the app settle
         page.wait_for_timeout(3000)
         box = points.nth(4).bounding_box()
@@ -41,4 +41,4 @@ def test_detect_upload_shows_timeline_and_heatmap(dashboard, browser_page, artif
         except Exception:  # noqa: BLE001 - try the click again
             continue
     shown.wait_for(timeout=5_000)
-    page.screenshot(path=str(artifacts / "detect-coffee_pan-selected.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "detect-demo-clip-selected.png"), full_page=True)
