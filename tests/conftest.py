@@ -65,31 +65,38 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"dashboard exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            raise RuntimeError(f"dashboard exited early:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    raise RuntimeError("dashboard did not become healthy in time")
+    raise RuntimeError(f"dashboard did not become healthy in time:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory, chromium) -> str:
-    """A real ``streamlit run app/main.py`` on a free loopback port, with a private cache."""
+    """A real ``streamlit run app/main.py`` on a free loopback port, with a private cache and models folder.
+
+    No ICE servers (the default): the Live page's WebRTC uses host candidates on loopback only.
+    """
+    folder = tmp_path_factory.mktemp("dashboard")
     port = _free_port()
-    env = dict(os.environ, APATE_CACHE_DIR=str(tmp_path_factory.mktemp("dashboard-cache")))
+    env = dict(os.environ, APATE_CACHE_DIR=str(folder / "cache"), APATE_MODELS_DIR=str(folder / "models"),
+               APATE_ICE_SERVERS="")
     cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = folder / "server.log"
+    with open(log, "w") as out:  # a file, not a pipe: an unread pipe would fill up and stall the server
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        _wait_healthy(url, proc, log)
         yield url
     finally:
         proc.terminate()
@@ -99,15 +106,17 @@ def dashboard(tmp_path_factory, chromium) -> str:
             proc.kill()
 
 
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
 @pytest.fixture
 def browser_page(chromium, tmp_path):
     """A Playwright page in Debian's chromium (no browser download: executable_path)."""
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=args)
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(60_000)

@@ -1,60 +1,21 @@
 """Live page in a real Chromium with a fake camera: stream, see processed frames arrive, snapshot, stop, restart.
 
-Runs its own server on an entry script that registers the Live page (so it does not depend on
-app/main.py's navigation) and its own browser with Chromium's fake media device flags.
+Uses the shared dashboard (no ICE servers: loopback host candidates only) and its own browser with Chromium's
+fake media device flags.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT, _free_port, _wait_healthy
+from conftest import BROWSER_ARGS
 
 pytestmark = pytest.mark.browser
 
-ENTRY = '''
-from pathlib import Path
-import streamlit as st
-PAGES = Path({pages!r})
-st.set_page_config(page_title="Apate", page_icon=":material/shield:", layout="wide")
-st.navigation([
-    st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),
-    st.Page(str(PAGES / "live.py"), title="Live", icon=":material/videocam:", url_path="live"),
-]).run()
-'''
-
-FAKE_CAMERA_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
-                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory, chromium):
-    folder = tmp_path_factory.mktemp("live")
-    entry = folder / "entry.py"
-    entry.write_text(ENTRY.format(pages=str(ROOT / "pages")))
-    port = _free_port()
-    # No ICE servers (the default): host candidates on loopback only, nothing outside is contacted.
-    env = dict(os.environ, APATE_CACHE_DIR=str(folder / "cache"), APATE_ICE_SERVERS="", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+FAKE_CAMERA_ARGS = [*BROWSER_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture
@@ -93,9 +54,9 @@ def _wait_for(page, predicate, seconds: float) -> tuple[int, int, float]:
     raise AssertionError(f"page status {status} did not reach the expected state in {seconds} s")
 
 
-def test_live_stream_processes_frames_and_takes_a_snapshot(live_server, camera_page, artifacts):
+def test_live_stream_processes_frames_and_takes_a_snapshot(dashboard, camera_page, artifacts):
     page = camera_page
-    page.goto(live_server + "/live")
+    page.goto(dashboard + "/live")
     page.get_by_text("Processed fps").wait_for(timeout=90_000)
     assert _status(page) == (0, 0, 0.0)
     streamer = page.frame_locator("iframe[title*='webrtc_streamer']")

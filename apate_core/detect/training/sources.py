@@ -6,7 +6,6 @@ Grey photos are kept as grey RGB (their re-synthesised twins are made grey too, 
 
 from __future__ import annotations
 
-import glob
 import os
 import warnings
 from dataclasses import dataclass

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -198,7 +198,6 @@ def train_family(family: str, steps: Optional[int] = None, seed: int = 0, *, bat
         init_condition_detectors(model)
     schedule = [(crop, batch)] + list(recipe.extra_crops)
     samplers = {size: CropSampler(photos=photos, size=size) for size, _ in schedule}
-    sampler = samplers[crop]
     final_sampler = samplers.get(recipe.final_crop) or CropSampler(photos=photos, size=recipe.final_crop)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     warmup = max(1, min(50, steps // 10))
