@@ -34,3 +34,13 @@ def test_only_the_face_of_the_demo_photo_is_flagged(detector):
     before, after = score_faces(detector, original), score_faces(detector, edited)
     assert len(before) == len(after) == 1
     assert after[0].score > 10 * before[0].score
+
+
+def test_heatmap_of_the_demo_photo_sits_on_the_face(detector):
+    from apate_core.detect import compute_cam, detect_faces
+
+    edited = np.asarray(Image.open(SAMPLES / "astronaut_face_resynth.png").convert("RGB"))
+    cam = compute_cam(detector, [edited], "gradcam")[0]
+    face = detect_faces(edited)[0]
+    on_face = cam[face.y : face.y + face.h, face.x : face.x + face.w].mean()
+    assert cam.shape == edited.shape[:2] and on_face > 3 * cam.mean()

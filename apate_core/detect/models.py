@@ -194,7 +194,8 @@ def preprocess_one(image: np.ndarray, config: DetectorConfig) -> torch.Tensor:
     """HxWx3 uint8 -> normalised float (3,h,w) following the config's resize policy."""
     import torchvision.transforms.v2.functional as TF
 
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    # torch.tensor copies: decoded images may be read-only views, which torch.from_numpy warns about.
+    tensor = torch.tensor(np.asarray(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
     height, width = image.shape[:2]
     mode = _interp_mode(config.interpolation)
     size = config.input_size
