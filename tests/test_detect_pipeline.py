@@ -233,3 +233,11 @@ def test_pipeline_heatmaps_equal_full_graph_cam(detector, method):
         np.testing.assert_allclose(got, want, atol=1e-4)
     np.testing.assert_allclose(probs, detector.predict_proba(images), atol=1e-5)
     assert all(p.requires_grad for p in detector.module.parameters())  # restored
+
+
+def test_shipped_model_card_summary_is_its_own_sentence():
+    from apate_core.detect import create_detector
+    from apate_core.detect.pipeline import model_summary
+
+    summary = model_summary(create_detector("apate"))
+    assert summary["trained_on_summary"].startswith("Crops of 18 photos") and not summary["untrained"]

@@ -457,7 +457,9 @@ def _summarise_trained_on(value: Any, limit: int = 240) -> Optional[str]:
     """One line for a card's trained_on, which may be a string or a nested dict."""
     if value in (None, "", {}, []):
         return None
-    if not isinstance(value, dict):
+    if isinstance(value, dict) and isinstance(value.get("summary"), str):
+        text = value["summary"]  # a card's own one-line description wins over its raw details
+    elif not isinstance(value, dict):
         text = str(value)
     else:
         parts = []
