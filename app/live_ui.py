@@ -1,5 +1,7 @@
 """streamlit-webrtc glue for the Live page: the shared detector, the per-session processor, ICE servers.
 
+The camera goes through webrtc_streamer; a shared screen or tab through app.screen_share, with the same callbacks.
+
 The frame callback runs on streamlit-webrtc's media thread: it touches no Streamlit API, only the
 session's LiveProcessor (thread-safe), which it captured when the page built it.
 """
@@ -17,6 +19,9 @@ from apate_core.settings import Settings
 from app import ui
 
 PROCESSOR_KEY = "live_processor"
+CAMERA_KEY = "apate-live"  # webrtc_streamer's key: its context lives in st.session_state under it
+SCREEN = "Screen or tab"
+SOURCES = ("Camera", SCREEN)
 
 
 def model_choices() -> list[str]:
@@ -77,6 +82,12 @@ def session_processor() -> LiveProcessor:
     if PROCESSOR_KEY not in st.session_state:
         st.session_state[PROCESSOR_KEY] = LiveProcessor()
     return st.session_state[PROCESSOR_KEY]
+
+
+def camera_streaming() -> bool:
+    """Whether the camera streamer is connecting or playing (its state is updated before each rerun)."""
+    state = getattr(st.session_state.get(CAMERA_KEY), "state", None)
+    return bool(state is not None and (state.playing or state.signalling))
 
 
 def video_callback(processor: LiveProcessor) -> Callable:

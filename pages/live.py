@@ -1,4 +1,4 @@
-"""Live: stream the camera to the server and watch each processed frame's P(fake) as it comes back."""
+"""Live: stream the camera, or a shared screen or tab, to the server and watch each frame's P(fake) come back."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from apate_core.errors import ApateError
 from apate_core.live import PROCESSING_SIZES, LiveOptions
-from app import live_ui, ui
+from app import live_ui, screen_share, ui
 
 settings = ui.get_settings()
 
 st.title(":material/videocam: Live")
 st.caption(
-    "Your camera streams to this server over WebRTC; every processed frame comes back with its score "
-    "drawn on it (green: looks real, red: looks generated). Frames are analysed in a background thread "
-    "and skipped, never queued, when the model is slower than the camera."
+    "Your camera, or a screen or tab you share, streams to this server over WebRTC; every processed frame comes "
+    "back with its score drawn on it (green: looks real, red: looks generated). Frames are analysed in a "
+    "background thread and skipped, never queued, when the model is slower than the stream."
 )
 
 c_model, c_size, c_rate = st.columns([3, 1.2, 2], vertical_alignment="bottom")
@@ -40,17 +40,25 @@ processor.configure(detector, LiveOptions(face_mode=face_mode, heatmap=heatmap, 
 
 video_col, side_col = st.columns([3, 2])
 with video_col:
-    ctx = webrtc_streamer(
-        key="apate-live",
-        mode=WebRtcMode.SENDRECV,
-        rtc_configuration=rtc_configuration,
-        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-        video_frame_callback=live_ui.video_callback(processor),
-        on_video_ended=live_ui.ended_callback(processor),
-        async_processing=True,
-    )
+    busy = live_ui.camera_streaming() or screen_share.session_share().active
+    source = st.segmented_control("Source", live_ui.SOURCES, default=live_ui.SOURCES[0], required=True,
+                                  key="live_source", disabled=busy,
+                                  help="Stop the stream to switch source" if busy else None)
+    if source == live_ui.SCREEN:
+        streaming = screen_share.screen_share(processor, rtc_configuration).active
+    else:
+        ctx = webrtc_streamer(
+            key=live_ui.CAMERA_KEY,
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=rtc_configuration,
+            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+            video_frame_callback=live_ui.video_callback(processor),
+            on_video_ended=live_ui.ended_callback(processor),
+            async_processing=True,
+        )
+        streaming = ctx.state.playing
     st.caption(f"Model **{detector.name}** ({ui.device_label()}). Smoothed score: {processor.smoothing_text}.")
-if not ctx.state.playing and processor.running:
+if not streaming and processor.running:
     processor.stop(timeout=0)  # signal only: never hold the page for an inference in flight
 
 
@@ -73,16 +81,17 @@ def timeline_figure(points: list[dict]) -> go.Figure:
 def live_panel() -> None:
     proc = live_ui.session_processor()
     stats = proc.stats()
+    incoming = "screen" if st.session_state.get("live_source") == live_ui.SCREEN else "camera"
     points = proc.timeline()
     m1, m2, m3 = st.columns(3)
     m1.metric("Smoothed P(fake)", "–" if stats.smoothed is None else f"{stats.smoothed:.2f}")
-    m2.metric("Processed fps", f"{stats.fps_processed:.1f}", help=f"camera: {stats.fps_camera:.1f} fps")
+    m2.metric("Processed fps", f"{stats.fps_processed:.1f}", help=f"{incoming}: {stats.fps_camera:.1f} fps")
     latency = stats.latency_ms
     m3.metric("Latency", "–" if latency is None else f"{latency:.0f} ms" if latency < 1000 else f"{latency / 1000:.1f} s",
               help="frame capture to its result, median over 5 s")
     st.plotly_chart(timeline_figure(points), config={"displayModeBar": False}, key="live_timeline")
     st.caption(f"{len(points)} points in the last minute · {stats.processed} processed · {stats.dropped} skipped "
-               f"· camera {stats.fps_camera:.1f} fps")
+               f"· {incoming} {stats.fps_camera:.1f} fps")
     if stats.last_error:
         st.warning(f"Last analysis error: {stats.last_error}", icon=":material/warning:")
 
@@ -91,7 +100,7 @@ with side_col:
     live_panel()
     if st.button("Snapshot", icon=":material/photo_camera:", key="live_snapshot"):
         if processor.snapshot() is None:
-            st.info("No analysed frame yet: start the camera first.")
+            st.info("No analysed frame yet: start the camera or share a screen first.")
 
 gallery = processor.gallery()
 if gallery:

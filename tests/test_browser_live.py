@@ -1,4 +1,5 @@
-"""Live page in a real Chromium with a fake camera: stream, see processed frames arrive, snapshot, stop, restart.
+"""Live page in a real Chromium with a fake camera and a fake screen: stream, see processed frames arrive, snapshot,
+stop, restart; screen sharing refused or missing.
 
 Uses the shared dashboard (no ICE servers: loopback host candidates only) and its own browser with Chromium's
 fake media device flags.
@@ -86,3 +87,69 @@ def test_live_stream_processes_frames_and_takes_a_snapshot(dashboard, camera_pag
     streamer.get_by_role("button", name="START").click()
     _wait_for(page, lambda p, n, f: n > stopped_at, seconds=45)
     streamer.get_by_role("button", name="STOP").click()
+
+
+# ---- a shared screen instead of the camera ---------------------------------------------------------------------
+# The same flags serve getDisplayMedia: with --use-fake-device-for-media-stream and --use-fake-ui-for-media-stream
+# Chromium skips the picker and shares a synthetic screen ("screen:-3:0", displaySurface "monitor", 1280x720).
+
+
+def _screen_share(page):
+    page.get_by_role("radio", name="Screen or tab", exact=True).click()
+    return page.frame_locator("iframe[title*='screen_share']")
+
+
+def test_live_screen_share_streams_the_shared_screen_and_stops(dashboard, camera_page, artifacts):
+    page = camera_page
+    page.goto(dashboard + "/live")
+    page.get_by_text("Processed fps").wait_for(timeout=90_000)
+    share = _screen_share(page)
+    share.get_by_role("button", name="Share screen or tab").click()
+    share.get_by_text(re.compile(r"Sharing your screen \(\d+×\d+\)")).wait_for(timeout=45_000)
+
+    # processed frames come back: fps above zero, the timeline gains points, the returned video plays
+    _wait_for(page, lambda p, n, f: p >= 2 and f > 0, seconds=45)
+    page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").first.wait_for(state="attached")
+    video = share.locator("video")
+    video.wait_for()
+    page.wait_for_function("v => v.videoWidth > 0 && v.readyState >= 2", arg=video.element_handle(), timeout=20_000)
+    # while sharing the source cannot be switched (the camera would fight the screen for the processor)
+    assert page.get_by_role("radio", name="Camera", exact=True).is_disabled()
+    page.screenshot(path=str(artifacts / "live-screen.png"), full_page=True)
+
+    # stopping releases the stream: processing stops; sharing again works
+    share.get_by_role("button", name="Stop sharing").click()
+    share.get_by_role("button", name="Share screen or tab").wait_for()
+    page.wait_for_timeout(2500)
+    _, stopped_at, _ = _status(page)
+    page.wait_for_timeout(2500)
+    assert _status(page)[1] == stopped_at, "frames were still processed after Stop sharing"
+    assert page.get_by_role("radio", name="Camera", exact=True).is_enabled()
+    share.get_by_role("button", name="Share screen or tab").click()
+    _wait_for(page, lambda p, n, f: n > stopped_at, seconds=45)
+    share.get_by_role("button", name="Stop sharing").click()
+    share.get_by_role("button", name="Share screen or tab").wait_for()
+
+
+DENY = ("navigator.mediaDevices.getDisplayMedia = () => "
+        "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));")
+MISSING = "delete MediaDevices.prototype.getDisplayMedia;"
+
+
+def test_live_screen_share_explains_a_refusal_and_a_browser_without_it(dashboard, camera_page):
+    denied = camera_page
+    denied.add_init_script(DENY)
+    denied.goto(dashboard + "/live")
+    denied.get_by_text("Processed fps").wait_for(timeout=90_000)
+    share = _screen_share(denied)
+    share.get_by_role("button", name="Share screen or tab").click()
+    share.get_by_text("Screen sharing was not allowed").wait_for()
+    assert share.get_by_role("button", name="Share screen or tab").is_visible()  # one can try again
+
+    missing = denied.context.new_page()
+    missing.add_init_script(MISSING)
+    missing.goto(dashboard + "/live")
+    missing.get_by_text("Processed fps").wait_for(timeout=90_000)
+    share = _screen_share(missing)
+    share.get_by_text("This browser does not offer screen or tab sharing").wait_for()
+    assert share.get_by_role("button", name="Share screen or tab").count() == 0

@@ -369,6 +369,37 @@ def test_live_page_renders_its_controls_and_panel(monkeypatch, tmp_path):
     assert "No analysed frame yet" in at.info[0].value
 
 
+def test_live_page_shares_a_screen_or_tab_instead_of_the_camera(monkeypatch, tmp_path):
+    from app.screen_share import STATE_KEY, ScreenShare
+
+    calls = []
+    at = _live_page(monkeypatch, tmp_path, calls)
+    source = at.segmented_control(key="live_source")
+    assert source.value == "Camera" and source.options == ["Camera", "Screen or tab"] and not source.disabled
+    cameras = len(calls)
+    at = source.set_value("Screen or tab").run()
+    assert not at.exception and len(calls) == cameras  # the camera streamer is gone ...
+    (component,) = at.get("component_instance")  # ... the share component is there, with the page's ICE servers
+    args = json.loads(component.proto.json_args)
+    assert component.proto.component_name.endswith("screen_share")
+    assert args["ice_servers"] == [] and args["answer"] is None and args["constraints"]["audio"] is False
+    assert any("· screen 0.0 fps" in c.value for c in at.caption)
+
+    # a running share: its answer goes to the browser and the source cannot be switched until it stops
+    stopped = []
+    pc = SimpleNamespace(connectionState="connected")
+    answer = {"id": "x", "sdp": "v=0", "type": "answer"}
+    at.session_state[STATE_KEY] = ScreenShare(offer_id="x", answer=answer,
+                                              worker=SimpleNamespace(pc=pc, stop=lambda: stopped.append(1)))
+    at = at.run()
+    assert json.loads(at.get("component_instance")[0].proto.json_args)["answer"] == answer
+    assert at.segmented_control(key="live_source").disabled
+    pc.connectionState = "closed"  # ICE failed, or the session left the page: the worker is released
+    at = at.run()
+    assert stopped == [1] and not at.segmented_control(key="live_source").disabled
+    assert json.loads(at.get("component_instance")[0].proto.json_args)["answer"] is None
+
+
 def test_live_page_refuses_a_bad_ice_setting_with_a_card(monkeypatch, tmp_path):
     at = _live_page(monkeypatch, tmp_path, APATE_ICE_SERVERS="{not json")
     assert not at.exception
@@ -390,3 +421,145 @@ def test_video_callback_turns_webrtc_frames_around_without_waiting():
     _wait(lambda: processor.stats().processed >= 1)
     ended_callback(processor)()  # the stream ended: the worker is told to go
     _wait(lambda: not processor.running, seconds=5)
+
+
+# ---- screen or tab sharing: the component's offer, answered by streamlit-webrtc's worker ---------------------
+
+
+@pytest.fixture
+def rtc_loop():
+    """An asyncio loop on its own thread, standing in for Streamlit's server loop that WebRtcWorker runs on."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-rtc-loop", daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def _on(loop, coro, timeout: float = 20.0):
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+async def _browser_offer():
+    """What main.js does, with aiortc as the browser: one grey 'screen' track, an offer carrying its candidates."""
+    import asyncio
+
+    import av
+    from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+    from aiortc.mediastreams import MediaStreamError
+
+    class Screen(VideoStreamTrack):
+        async def recv(self):
+            pts, time_base = await self.next_timestamp()
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 128, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            return frame
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    returned: list[np.ndarray] = []
+
+    @pc.on("track")
+    def on_track(track):
+        async def pull():
+            while True:
+                try:
+                    returned.append((await track.recv()).to_ndarray(format="rgb24"))
+                except MediaStreamError:
+                    return
+
+        asyncio.ensure_future(pull())
+
+    pc.addTrack(Screen())
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, returned
+
+
+async def _relay():
+    from aiortc.contrib.media import MediaRelay
+
+    return MediaRelay()
+
+
+def _share_once(share, processor, loop, relay, offer_id: str):
+    """Offer, answer, connect; returns the browser's peer connection and the frames it gets back."""
+    from aiortc import RTCSessionDescription
+
+    pc, returned = _on(loop, _browser_offer())
+    value = {"id": offer_id, "offer": {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}}
+    share.handle(value, processor, {"iceServers": []}, loop=loop, relay=relay)
+    assert share.error is None and share.active
+    assert share.answer["id"] == offer_id and share.answer["type"] == "answer"
+    assert "a=candidate:" in share.answer["sdp"]  # no trickle: the answer carries the server's candidates
+    _on(loop, pc.setRemoteDescription(RTCSessionDescription(share.answer["sdp"], share.answer["type"])))
+    return pc, returned, value
+
+
+def test_screen_share_offer_runs_the_shared_frames_through_the_live_processor(rtc_loop):
+    from app.screen_share import ScreenShare
+
+    relay = _on(rtc_loop, _relay())
+    processor = LiveProcessor(FakeDetector(score=0.9), LiveOptions(target_fps=0))
+    share = ScreenShare()
+    pc, returned, value = _share_once(share, processor, rtc_loop, relay, "first")
+    try:
+        _wait(lambda: processor.stats().processed >= 2 and len(returned) >= 30, seconds=60)
+        # the frames that come back carry the result: a border in the score's colour around the grey screen
+        frame = returned[-1]
+        colour = np.array(score_colour(processor.stats().smoothed), dtype=float)
+        assert frame.shape == (240, 320, 3)
+        assert np.abs(frame[120, 1].astype(float) - colour).max() < 40
+        assert np.abs(frame[200, 160].astype(float) - 128).max() < 20
+        worker = share.worker
+        share.handle(value, processor, {"iceServers": []}, loop=rtc_loop, relay=relay)  # a rerun: same value
+        assert share.worker is worker
+    finally:
+        share.handle({"id": "first", "stopped": True}, processor, {"iceServers": []})
+        _on(rtc_loop, pc.close())
+    assert share.worker is None and share.answer is None and not share.active
+    assert worker.pc.connectionState == "closed"
+    _wait(lambda: not processor.running, seconds=10)  # the ended callback told the processor's worker to go
+
+    # sharing again: a new offer gets a new worker and frames flow again
+    processed = processor.stats().processed
+    pc, returned, _ = _share_once(share, processor, rtc_loop, relay, "second")
+    try:
+        assert share.worker is not worker
+        _wait(lambda: processor.stats().processed > processed and len(returned) >= 5, seconds=60)
+    finally:
+        share.handle({"id": "second", "stopped": True}, processor, {"iceServers": []})
+        _on(rtc_loop, pc.close())
+
+
+def test_screen_share_reports_an_offer_it_cannot_answer_and_ignores_stale_values(rtc_loop):
+    from app.screen_share import ScreenShare
+
+    relay = _on(rtc_loop, _relay())
+    processor = LiveProcessor(FakeDetector(), LiveOptions())
+    share = ScreenShare()
+    share.handle({"id": "bad", "offer": {"sdp": "v=0 not an offer", "type": "offer"}}, processor, {"iceServers": []},
+                 loop=rtc_loop, relay=relay)
+    assert share.worker is None and share.answer is None
+    assert share.error["id"] == "bad" and "could not answer" in share.error["message"]
+    for stale in (None, {}, {"id": ""}, {"id": "other", "stopped": True}):
+        share.handle(stale, processor, {"iceServers": []})
+    assert share.error["id"] == "bad" and share.offer_id == "bad"
+
+
+def test_screen_share_component_ships_its_static_files_with_the_module():
+    import shutil
+    import subprocess
+
+    from app.screen_share import COMPONENT_DIR
+
+    from conftest import ROOT
+
+    files = [COMPONENT_DIR / "index.html", COMPONENT_DIR / "main.js"]
+    assert all(f.is_file() for f in files) and 'src="main.js"' in files[0].read_text()
+    if shutil.which("git") and (ROOT / ".git").exists():  # a fresh clone must have them: not ignored
+        ignored = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=ROOT, capture_output=True, text=True)
+        assert ignored.returncode == 1, ignored.stdout
