@@ -94,6 +94,19 @@ def test_live_stream_processes_frames_and_takes_a_snapshot(dashboard, camera_pag
 # Chromium skips the picker and shares a synthetic screen ("screen:-3:0", displaySurface "monitor", 1280x720).
 
 
+BORDER_DRAWN = """v => {
+  const c = document.createElement("canvas");
+  [c.width, c.height] = [v.videoWidth, v.videoHeight];
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0);
+  const at = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+  const [w, h] = [c.width, c.height];
+  const edges = [at(2, h >> 1), at(w - 3, h >> 1), at(w >> 1, 2), at(w >> 1, h - 3)];
+  // one colour at the middle of all four edges, with red in it (every score colour has; the fake screen has none)
+  return edges.every(p => p.every((value, i) => Math.abs(value - edges[0][i]) < 40)) && edges[0][0] > 35;
+}"""
+
+
 def _screen_share(page):
     page.get_by_role("radio", name="Screen or tab", exact=True).click()
     return page.frame_locator("iframe[title*='screen_share']")
@@ -110,9 +123,10 @@ def test_live_screen_share_streams_the_shared_screen_and_stops(dashboard, camera
     # processed frames come back: fps above zero, the timeline gains points, the returned video plays
     _wait_for(page, lambda p, n, f: p >= 2 and f > 0, seconds=45)
     page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").first.wait_for(state="attached")
-    video = share.locator("video")
-    video.wait_for()
-    page.wait_for_function("v => v.videoWidth > 0 && v.readyState >= 2", arg=video.element_handle(), timeout=20_000)
+    video = share.locator("video").element_handle()
+    video.owner_frame().wait_for_function("v => v.videoWidth > 0 && v.readyState >= 2", arg=video, timeout=20_000)
+    # ... with the overlay drawn on it: the score's coloured border all round the (green) fake screen
+    video.owner_frame().wait_for_function(BORDER_DRAWN, arg=video, timeout=30_000)
     # while sharing the source cannot be switched (the camera would fight the screen for the processor)
     assert page.get_by_role("radio", name="Camera", exact=True).is_disabled()
     page.screenshot(path=str(artifacts / "live-screen.png"), full_page=True)
