@@ -4,7 +4,8 @@ Usage::
 
     APATE_TESTDATA=../shared/testdata python benchmarks/bench_protect_efficacy.py [--eps 0.05] [--iters 10]
 
-For every shipped family and every photo (a photo over APATE_MAX_IMAGE_SIDE is skipped and listed), every target
+For every shipped family and every still photo under $APATE_TESTDATA (``real/`` and ``c2pa/``; a photo over
+APATE_MAX_IMAGE_SIDE is skipped and listed), every target
 condition of the generator: PGD-10 at ε 0.05 (the reference defaults), once plain and once in robust mode.
 Prints the share of (image, target) pairs disrupted (MSE between G(x', c) and G(x, c) > 0.05 on [-1, 1]), the SSIM
 between original and protected (min and mean), and, for the robust run, the share still disrupted after JPEG 75.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 def photos(folder: Path, settings):
     loaded, skipped = [], []
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.rglob("*")):
         if path.suffix.lower() not in PHOTO_SUFFIXES:
             continue
         try:
@@ -42,12 +44,12 @@ def photos(folder: Path, settings):
 
 
 def pairs(result, robust: bool):
-    """(disrupted, disrupted after JPEG 75, ssim) per (image, target) pair."""
+    """(disrupted, disrupted after JPEG 75, ssim, output MSE) per (image, target) pair."""
     for item in result.images:
         m = item.metrics
         jpeg75 = next(r for r in m["robustness"] if r["transform"] == "jpeg75")
         for plain, after in zip(m["outputs"], jpeg75["targets"]):
-            yield plain["disrupted"], after["disrupted"], m["quality"]["ssim"]
+            yield plain["disrupted"], after["disrupted"], m["quality"]["ssim"], plain["mse"]
 
 
 def main() -> None:
@@ -56,12 +58,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    folder = Path(os.environ.get("APATE_TESTDATA", "../shared/testdata")) / "real"
+    folder = Path(os.environ.get("APATE_TESTDATA", "../shared/testdata"))
     settings = load_settings()
     images, skipped = photos(folder, settings)
     print(f"photos: {', '.join(i.name for i in images)}; skipped: {skipped or 'none'}")
     print(f"PGD-{args.iters}, eps {args.eps}, every target condition of each shipped generator\n")
-    print(f"{'family':12} {'mode':7} {'pairs':>5} {'disrupted':>10} {'SSIM min':>9} {'SSIM mean':>10} {'after JPEG75':>13}")
+    print(f"{'family':12} {'mode':7} {'pairs':>5} {'disrupted':>10} {'SSIM min':>9} {'SSIM mean':>10} {'after JPEG75':>13} {'MSE median':>11}")
     for choice in (c for c in available_generators(settings) if c.source == "shipped"):
         for robust in (False, True):
             params = ProtectParams(epsilon=args.eps, iterations=args.iters, targets=("all",), robust=robust)
@@ -71,7 +73,8 @@ def main() -> None:
             after = sum(r[1] for r in rows) / len(rows)
             ssims = [r[2] for r in rows]
             print(f"{choice.family:12} {'robust' if robust else 'plain':7} {len(rows):5d} {disrupted:10.0%} "
-                  f"{min(ssims):9.3f} {sum(ssims) / len(ssims):10.3f} {after:13.0%}", flush=True)
+                  f"{min(ssims):9.3f} {sum(ssims) / len(ssims):10.3f} {after:13.0%} "
+                  f"{statistics.median(r[3] for r in rows):11.4f}", flush=True)
 
 
 if __name__ == "__main__":

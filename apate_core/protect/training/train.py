@@ -62,10 +62,11 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "stargan": Recipe(
-        family="stargan", config=dict(conv_dim=16, c_dim=6, repeat_num=2),
+        family="stargan", config=dict(conv_dim=32, c_dim=6, repeat_num=3),
         task="photo edit into one of six domains chosen by a one-hot vector (of the auto-levelled photo)",
         conditions=tuple((e, f"one-hot: {EDIT_DESCRIPTIONS[e]}") for e in DOMAIN_EDITS),
-        steps=600, edits=DOMAIN_EDITS, extra_crops=((96, 4), (128, 2)), condition_init=True,
+        # One size throughout: the border-borne condition signal's strength depends on the input size.
+        steps=1200, edits=DOMAIN_EDITS, batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Input = photo + one-hot domain tiled over H x W (StarGAN conditioning); per-image InstanceNorm in "
               "training and inference, as the engine's StarGAN runs."),
     "ganimation": Recipe(
@@ -301,6 +302,16 @@ def evaluate_heldout(model: TranslationGenerator, recipe: Recipe, crops: Optiona
             "mean_l1_autolevel_only": round(sum(v["l1_autolevel_only"] for v in per.values()) / len(per), 5)}
 
 
+def _crop_schedule(r: Recipe, short: bool = False) -> str:
+    """The crop sizes a recipe trains on, in words (mirrors train_family's schedule)."""
+    text = f"{r.crop}x{r.crop} crops" + ("" if short else f" (batch {r.batch})") + "".join(
+        f", alternating with {c}x{c}" + ("" if short else f" (batch {b})") for c, b in r.extra_crops)
+    if r.final_crop != r.crop:
+        text += f", the last {r.final_fraction:.0%} of steps on {r.final_crop}x{r.final_crop}"
+        text += "" if short else f" (batch {r.final_batch})"
+    return text
+
+
 def model_card(result: TrainResult, weights: Optional[Path] = None, command: Optional[str] = None) -> dict[str, Any]:
     r = result.recipe
     model = result.model
@@ -311,9 +322,8 @@ def model_card(result: TrainResult, weights: Optional[Path] = None, command: Opt
         "configuration": dataclasses.asdict(model.config),
         "parameters": sum(p.numel() for p in model.parameters()),
         "native_size": [r.final_crop, r.final_crop],
-        "native_size_note": f"trained on {r.crop}x{r.crop} crops, the last {r.final_fraction:.0%} of steps on "
-                            f"{r.final_crop}x{r.final_crop}; fully convolutional, runs at any size that is a "
-                            f"multiple of {model.size_multiple}",
+        "native_size_note": f"trained on {_crop_schedule(r, short=True)}; fully convolutional, runs at any size "
+                            f"that is a multiple of {model.size_multiple}",
         "input": "RGB photo in [-1, 1] (NCHW), 3 channels",
         "output": "RGB in [-1, 1]",
         "task": r.task,
@@ -325,11 +335,8 @@ def model_card(result: TrainResult, weights: Optional[Path] = None, command: Opt
                     "adversarial, no faces dataset, not the released GAN weights",
             "data": [SOURCES[p][0] for p in TRAIN_PHOTOS],
             "heldout": [SOURCES[p][0] for p in HELDOUT_PHOTOS],
-            "crops": f"random {r.crop}x{r.crop} crops (batch {r.batch})"
-                     + "".join(f", alternating with {c}x{c} (batch {b})" for c, b in r.extra_crops)
-                     + f", last {r.final_fraction:.0%} of steps "
-                     f"{r.final_crop}x{r.final_crop} (batch {r.final_batch}), horizontal flips, from each photo "
-                     f"resized to short side 160/224/320",
+            "crops": f"random {_crop_schedule(r)}, horizontal flips, from each photo resized to short side "
+                     f"160/224/320",
             "steps": result.steps, "optimizer": f"Adam lr {r.lr} betas (0.5, 0.999), warm-up + "
                                                                    "cosine decay to 5%",
             "loss_weights": {"l1": 1.0, "gradient_l1": r.grad_weight, "attention_mean": r.attention_weight,
