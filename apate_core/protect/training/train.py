@@ -70,13 +70,13 @@ RECIPES: dict[str, Recipe] = {
         notes="Input = photo + one-hot domain tiled over H x W (StarGAN conditioning); per-image InstanceNorm in "
               "training and inference, as the engine's StarGAN runs."),
     "ganimation": Recipe(
-        family="ganimation", config=dict(conv_dim=16, c_dim=6, repeat_num=2, layout="official"),
+        family="ganimation", config=dict(conv_dim=32, c_dim=6, repeat_num=3, layout="official"),
         task="continuous photo edits of the auto-levelled photo: each condition is the intensity of one edit "
              "(all zero = auto-levelled photo); output composed through the attention mask "
              "(final = mask * x + (1 - mask) * colour)",
         conditions=tuple((e, f"intensity in [0, 1] of: {EDIT_DESCRIPTIONS[e]}") for e in DOMAIN_EDITS),
-        steps=600, edits=DOMAIN_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
-        extra_crops=((96, 4), (128, 2)), condition_init=True,
+        steps=1200, edits=DOMAIN_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
+        batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Target = a + sum_i c_i (edit_i(a) - a), clipped, a = autolevel(x); c sampled sparse (one-hot at "
               "random intensity, "
               "random sparse mixes, some all-zero = auto-levelled photo). Loss on the composed image plus GANimation's "
