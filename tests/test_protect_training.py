@@ -61,6 +61,18 @@ def test_blur_smooths_and_sharpen_adds_detail(photo):
         assert torch.allclose(edits.apply_edit(name, flat), flat, atol=1e-5)
 
 
+def test_invert_is_the_negative_and_emboss_a_grey_relief(photo):
+    assert torch.equal(edits.apply_edit("invert", edits.apply_edit("invert", photo)), photo)
+    relief = edits.apply_edit("emboss", photo)
+    assert torch.equal(relief[:, 0], relief[:, 2])  # grey
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(edits.apply_edit("emboss", flat), torch.zeros_like(flat), atol=1e-5)  # flat -> mid-grey
+    ramp = torch.linspace(-1, 1, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16)  # brighter to the right
+    lit = edits.apply_edit("emboss", ramp)[0, 0, 4:12, 4:12]
+    assert bool((lit > 0.05).all())  # light from the top left: a rising slope to the bottom right is lit
+    assert bool((edits.apply_edit("emboss", -ramp)[0, 0, 4:12, 4:12] < -0.05).all())
+
+
 def test_autolevel_ignores_channel_offsets_and_global_contrast(photo):
     """The invariance that InstanceNorm generators have, which is why targets are edits of autolevel(x)."""
     base = edits.autolevel(photo)

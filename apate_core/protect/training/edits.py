@@ -22,7 +22,8 @@ SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.5, 1.5
 WARM_GAIN = (1.15, 1.02, 0.80)  # per-channel RGB gains on [0, 1]
 COOL_GAIN = (0.80, 1.0, 1.18)
 POSTER_LEVELS = 5
-AUTOLEVEL_STD = 0.5  # on the [-1, 1] scale
+AUTOLEVEL_STD = 0.5
+EMBOSS_GAIN = 1.5  # on the [-1, 1] scale
 
 
 def _to01(x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,18 @@ def cool(x: torch.Tensor) -> torch.Tensor:
     return _gain(x, COOL_GAIN)
 
 
+def invert(x: torch.Tensor) -> torch.Tensor:
+    """Photographic negative."""
+    return -x
+
+
+def emboss(x: torch.Tensor) -> torch.Tensor:
+    """Grey relief: mid-grey plus the luma's diagonal derivative (light from the top left), 3 equal channels."""
+    y = F.pad(luma(_to01(x)), (1, 1, 1, 1), mode="reflect")
+    k = y.new_tensor([[-2.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]]) / 2.0
+    return _from01((0.5 + EMBOSS_GAIN * F.conv2d(y, k.view(1, 1, 3, 3))).expand(-1, 3, -1, -1))
+
+
 def edge_map(x: torch.Tensor) -> torch.Tensor:
     """White edges on black, 3 equal channels: min(1, 2 * Sobel magnitude)."""
     return _from01((2.0 * sobel_magnitude(_to01(x))).clamp(0, 1).expand(-1, 3, -1, -1))
@@ -133,9 +146,13 @@ def sketch(x: torch.Tensor) -> torch.Tensor:
 
 EDITS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "grayscale": grayscale, "sepia": sepia, "blur": blur, "sharpen": sharpen, "warm": warm, "cool": cool,
-    "edges": edge_map, "cartoon": cartoon, "sketch": sketch, "autolevel": autolevel,
+    "invert": invert, "emboss": emboss, "edges": edge_map, "cartoon": cartoon, "sketch": sketch, "autolevel": autolevel,
 }
 DOMAIN_EDITS = ("grayscale", "sepia", "blur", "sharpen", "warm", "cool")
+# StarGAN's domains: warm and cool are image-wide colour casts, which a one-hot domain passed only through the
+# zero-padded borders of per-image-normalised layers did not steer (trained, they came out alike); a negative
+# and a relief are local edits it learns apart.
+STARGAN_EDITS = ("grayscale", "sepia", "blur", "sharpen", "invert", "emboss")
 
 EDIT_DESCRIPTIONS = {
     "grayscale": "Rec.601 luma copied to R, G and B",
@@ -144,6 +161,8 @@ EDIT_DESCRIPTIONS = {
     "sharpen": f"unsharp mask, amount {SHARPEN_AMOUNT}, sigma {SHARPEN_SIGMA} px, clipped",
     "warm": f"RGB gains {WARM_GAIN}, clipped (raises R/B)",
     "cool": f"RGB gains {COOL_GAIN}, clipped (lowers R/B)",
+    "invert": "photographic negative (x -> -x on [-1, 1])",
+    "emboss": f"grey relief: 0.5 + {EMBOSS_GAIN} x the luma's diagonal derivative (light from the top left)",
     "edges": "Sobel magnitude of the luma x2, clipped, white on black, 3 channels",
     "cartoon": f"blur sigma 1, saturation x1.4, soft posterisation to {POSTER_LEVELS} levels, dark Sobel outlines",
     "sketch": "faded light colour wash with dark strokes on Sobel edges (colour pencil sketch)",

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ...progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ..generators import TranslationGenerator, create_generator
 from .data import HELDOUT_PHOTOS, SOURCES, TRAIN_PHOTOS, CropSampler, heldout_crops
-from .edits import DOMAIN_EDITS, EDIT_DESCRIPTIONS, apply_edit, autolevel, blend_edits
+from .edits import DOMAIN_EDITS, EDIT_DESCRIPTIONS, STARGAN_EDITS, apply_edit, autolevel, blend_edits
 
 Batch = tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]  # input, condition, target
 
@@ -64,9 +64,9 @@ RECIPES: dict[str, Recipe] = {
     "stargan": Recipe(
         family="stargan", config=dict(conv_dim=32, c_dim=6, repeat_num=3),
         task="photo edit into one of six domains chosen by a one-hot vector (of the auto-levelled photo)",
-        conditions=tuple((e, f"one-hot: {EDIT_DESCRIPTIONS[e]}") for e in DOMAIN_EDITS),
+        conditions=tuple((e, f"one-hot: {EDIT_DESCRIPTIONS[e]}") for e in STARGAN_EDITS),
         # One size throughout: the border-borne condition signal's strength depends on the input size.
-        steps=1200, edits=DOMAIN_EDITS, batch=4, crop=128, final_crop=128, condition_init=True,
+        steps=1200, edits=STARGAN_EDITS, batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Input = photo + one-hot domain tiled over H x W (StarGAN conditioning); per-image InstanceNorm in "
               "training and inference, as the engine's StarGAN runs."),
     "ganimation": Recipe(
