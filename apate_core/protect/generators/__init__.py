@@ -18,7 +18,7 @@ def _unconditional(names, n, original):
 
 
 register_generator(GeneratorFamily(
-    name="stargan", display_name="StarGAN (CelebA)", model_cls=StarGANGenerator, config_cls=StarGANConfig,
+    name="stargan", display_name="StarGAN", model_cls=StarGANGenerator, config_cls=StarGANConfig,
     infer_config=infer_stargan_config,
     make_targets=lambda names, n, original: stargan_targets(names, n, original),
     condition_names=STARGAN_ATTRIBUTES, condition_kind="binary attributes (hair colours one-hot)",
