@@ -56,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eps", type=float, default=0.05)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--families", nargs="+", default=None, help="only these shipped families (default: all)")
+    parser.add_argument("--plain-only", action="store_true", help="skip the (slower) robust-mode runs")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     folder = Path(os.environ.get("APATE_TESTDATA", "../shared/testdata"))
@@ -64,8 +66,9 @@ def main() -> None:
     print(f"photos: {', '.join(i.name for i in images)}; skipped: {skipped or 'none'}")
     print(f"PGD-{args.iters}, eps {args.eps}, every target condition of each shipped generator\n")
     print(f"{'family':12} {'mode':7} {'pairs':>5} {'disrupted':>10} {'SSIM min':>9} {'SSIM mean':>10} {'after JPEG75':>13} {'MSE median':>11}")
-    for choice in (c for c in available_generators(settings) if c.source == "shipped"):
-        for robust in (False, True):
+    shipped = [c for c in available_generators(settings) if c.source == "shipped"]
+    for choice in (c for c in shipped if args.families is None or c.family in args.families):
+        for robust in (False,) if args.plain_only else (False, True):
             params = ProtectParams(epsilon=args.eps, iterations=args.iters, targets=("all",), robust=robust)
             result = run_protect_job(images, choice, params, settings)
             rows = list(pairs(result, robust))
