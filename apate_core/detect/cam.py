@@ -3,6 +3,10 @@
 Detectors have ONE output, the fake logit, so the CAM target is that logit itself (not a class
 index into a softmax): positive gradients mean "this region makes the image look more fake".
 Maps come back at each frame's own resolution, float32 in [0, 1].
+
+A frame scored in tiles (models.tile_boxes) gets one map stitched from its tiles' unscaled maps
+(overlaps averaged) and scaled to [0, 1] once for the whole frame, so a hot tile stays hotter than a
+cold one; a one-tile frame gets exactly pytorch-grad-cam's per-image min-max scaling.
 """
 
 from __future__ import annotations
@@ -90,6 +94,40 @@ register_cam_method("eigencam", OrientedEigenCAM, "EigenCAM: dominant activation
 register_cam_method("eigengradcam", OrientedEigenGradCAM, "EigenGradCAM: principal component of gradient x activation")
 
 
+def _set_unscaled(cam: BaseCAM, on: bool) -> bool:
+    """Make ``cam(...)`` return maps WITHOUT pytorch-grad-cam's per-image min-max scaling (ReLU'd, resized
+    to the input, averaged over target layers), so the tiles of one frame can share one scale; ``on=False``
+    restores the library's own maps. Only for classes that keep BaseCAM's per-layer computation; returns
+    whether the maps are now unscaled."""
+    for name in ("compute_cam_per_layer", "aggregate_multi_layers"):
+        cam.__dict__.pop(name, None)
+    if not on or type(cam).compute_cam_per_layer is not BaseCAM.compute_cam_per_layer or \
+            type(cam).aggregate_multi_layers is not BaseCAM.aggregate_multi_layers:
+        return False
+
+    def per_layer(input_tensor, targets, eigen_smooth):
+        activations = [a.cpu().data.numpy() for a in cam.activations_and_grads.activations]
+        grads = [g.cpu().data.numpy() for g in cam.activations_and_grads.gradients]
+        width, height = cam.get_target_width_height(input_tensor)
+        out = []
+        for i, layer in enumerate(cam.target_layers):
+            raw = cam.get_cam_image(input_tensor, layer, targets, activations[i] if i < len(activations) else None,
+                                    grads[i] if i < len(grads) else None, eigen_smooth)
+            raw = np.maximum(raw, 0)
+            out.append(np.float32([cv2.resize(np.float32(m), (width, height)) for m in raw])[:, None])
+        return out
+
+    cam.compute_cam_per_layer = per_layer
+    cam.aggregate_multi_layers = lambda layers: np.maximum(np.concatenate(layers, axis=1), 0).mean(axis=1)
+    return True
+
+
+def min_max_scale(cam: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's scaling of one map: subtract the minimum, divide by the maximum (+1e-7)."""
+    cam = np.float32(cam) - np.min(cam)
+    return np.float32(cam / (1e-7 + np.max(cam)))
+
+
 @contextmanager
 def cam_session(detector: Detector, method: str = "gradcam") -> Iterator[BaseCAM]:
     """A CAM object whose hooks on the detector are always removed on exit.
@@ -104,7 +142,38 @@ def cam_session(detector: Detector, method: str = "gradcam") -> Iterator[BaseCAM
             yield cam
         finally:
             cam.activations_and_grads.release()
+            _set_unscaled(cam, False)  # no cycle through the overrides: the CAM is freed at once
+            _drop_graph(cam)
             detector.module.zero_grad(set_to_none=True)  # drop parameter grads the backward pass left
+
+
+def _drop_graph(cam: BaseCAM) -> None:
+    """Let go of the last batch: pytorch-grad-cam keeps its outputs (whose graph the retained backward pass
+    kept, saved activations included) and the hooked activations and gradients until the next call."""
+    cam.outputs = None
+    cam.activations_and_grads.activations = []
+    cam.activations_and_grads.gradients = []
+
+
+@contextmanager
+def grad_only_from(detector: Detector) -> Iterator[bool]:
+    """Autograd from the CAM target layers on only: every CAM method needs d(logit)/d(target activations),
+    so the layers before them need neither saved activations nor a backward pass (less memory and time;
+    the maps are the same). Yields whether the input must require grad instead (targets without parameters).
+    Call with detector.lock held (cam_session holds it): parameters are restored on exit."""
+    params = list(detector.module.parameters())
+    previous = [p.requires_grad for p in params]
+    target_ids = {id(p) for layer in detector.target_layers for p in layer.parameters()}
+    if not target_ids:
+        yield True
+        return
+    try:
+        for p in params:
+            p.requires_grad_(id(p) in target_ids)
+        yield False
+    finally:
+        for p, flag in zip(params, previous):
+            p.requires_grad_(flag)
 
 
 def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config: DetectorConfig) -> np.ndarray:
@@ -121,23 +190,71 @@ def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config: DetectorCon
     return np.clip(cam, 0.0, 1.0).astype(np.float32)
 
 
+def _stitch(frame_hw: tuple[int, int], boxes: Sequence[tuple[int, int, int, int]], maps: Sequence[np.ndarray],
+            scaled: bool) -> np.ndarray:
+    """One frame's [0, 1] map from its tiles' maps (overlaps averaged), scaled once for the whole frame.
+    In place: a 4K frame's map is 33 MB of float32, and two of them are all this holds at a time."""
+    total = np.zeros(frame_hw, dtype=np.float32)
+    count = np.zeros(frame_hw, dtype=np.float32)
+    for (top, left, h, w), cam in zip(boxes, maps):
+        total[top:top + h, left:left + w] += cam
+        count[top:top + h, left:left + w] += 1.0
+    total /= np.maximum(count, 1.0, out=count)
+    del count
+    if not scaled:  # min_max_scale, in place
+        total -= total.min()
+        total /= 1e-7 + total.max()
+    return np.clip(total, 0.0, 1.0, out=total)
+
+
+def score_and_cam(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,
+                  batch_size: int = 8, aug_smooth: bool = False, progress: ProgressCallback = no_progress,
+                  cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(P(fake) per image, float32 [0, 1] map per image at its own resolution) from ONE forward+backward
+    pass per batch of tiles (the CAM's own forward gives the logits); large frames of native-resolution
+    detectors go in tiles, like predict_proba (mean tile logit), with their maps stitched. Gradients flow
+    from the target layers on only. With aug_smooth the maps average augmented passes and the scores
+    come from the last of them (use predict_proba for scores)."""
+    frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
+    units, owners, boxes = detector.split_tiles(frames)
+    tiled = np.bincount(owners, minlength=len(frames))[owners] > 1  # per unit: one of several tiles
+    tile_logits = np.empty(len(units), dtype=np.float32)
+    tile_maps: list[Optional[np.ndarray]] = [None] * len(units)
+    scaled = np.ones(len(units), dtype=bool)
+    batches = group_by_shape([(*detector.input_shape(u), bool(t)) for u, t in zip(units, tiled)],
+                             detector.batch_limit(units, batch_size))
+    with cam_session(detector, method) as cam, torch.enable_grad(), grad_only_from(detector) as full_graph:
+        for done, idx in enumerate(batches):
+            check_cancelled(cancel)
+            scaled[idx] = not _set_unscaled(cam, bool(tiled[idx[0]]))  # one-tile frames: the library's maps
+            batch = detector.preprocess([units[i] for i in idx]).to(detector.device).requires_grad_(full_graph)
+            raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx], aug_smooth=aug_smooth)
+            tile_logits[idx] = cam.outputs.detach().reshape(len(idx), -1)[:, 0].float().cpu().numpy()
+            _drop_graph(cam)  # before the next batch's forward pass, not after it
+            for j, i in enumerate(idx):
+                tile_maps[i] = np.nan_to_num(raw[j])
+            progress((done + 1) / len(batches), f"Heatmaps {sum(len(b) for b in batches[:done + 1])}/{len(units)}")
+    probs = detector.probabilities(detector.frame_logits(tile_logits, owners, len(frames)))
+    maps = []
+    for n, frame in enumerate(frames):
+        mine = np.flatnonzero(owners == n)
+        if len(mine) == 1:  # one tile is the whole frame (as the network saw it)
+            maps.append(cam_to_frame(tile_maps[mine[0]], frame.shape[:2], detector.config))
+        else:
+            maps.append(_stitch(frame.shape[:2], [boxes[i] for i in mine], [tile_maps[i] for i in mine],
+                                bool(scaled[mine].all())))
+        for i in mine:
+            tile_maps[i] = None  # stitched: let the tiles' maps go
+    return probs, maps
+
+
 def compute_cam_list(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,
                      batch_size: int = 8, aug_smooth: bool = False,
                      progress: ProgressCallback = no_progress,
                      cancel: Optional[CancelToken] = None) -> list[np.ndarray]:
     """One (H,W) float32 map in [0,1] per image, each at that image's own resolution."""
-    frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
-    maps: list[Optional[np.ndarray]] = [None] * len(frames)
-    batches = group_by_shape([detector.input_shape(f) for f in frames], max(1, batch_size))
-    with cam_session(detector, method) as cam, torch.enable_grad():
-        for done, idx in enumerate(batches):
-            check_cancelled(cancel)
-            batch = detector.preprocess([frames[i] for i in idx]).to(detector.device).requires_grad_(True)
-            raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx], aug_smooth=aug_smooth)
-            for j, i in enumerate(idx):
-                maps[i] = cam_to_frame(np.nan_to_num(raw[j]), frames[i].shape[:2], detector.config)
-            progress((done + 1) / len(batches), f"Heatmaps {sum(len(b) for b in batches[:done + 1])}/{len(frames)}")
-    return [m for m in maps if m is not None]
+    return score_and_cam(detector, images, method, batch_size=batch_size, aug_smooth=aug_smooth,
+                         progress=progress, cancel=cancel)[1]
 
 
 def compute_cam(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,

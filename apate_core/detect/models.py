@@ -3,6 +3,12 @@
 Every detector outputs ONE logit per image; P(fake) = sigmoid(logit). Keeping a single output
 (no 2-way softmax) means "evidence for fake" is simply the gradient of that logit, which the
 heatmaps rely on.
+
+Native-resolution detectors (resize="none") see a frame larger than ``config.tile`` px on a side as
+equal tiles of at most tile x tile px (see :func:`tile_boxes`); the frame's logit is the MEAN of its
+tile logits and its heatmap is stitched from the tiles' maps. Memory then depends on the tile, not on
+the frame: a 4K frame costs what a 1024 px one does. A frame that fits in one tile is scored exactly
+as before (one forward pass of the whole frame). ``tile=0`` turns tiling off.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 RESIZE_POLICIES = ("resize", "center_crop", "none")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-CONFIG_FIELDS = ("input_size", "resize", "mean", "std", "interpolation")
+CONFIG_FIELDS = ("input_size", "resize", "mean", "std", "interpolation", "tile")
 # Below this a ResNet's five stride-2 stages leave nothing to pool.
 MIN_SIDE_NO_RESIZE = 32
+DEFAULT_TILE = 1024  # longest tile side, px, for native-resolution detectors (0: whole frames)
+# Most network-input pixels in one batch (16 frames at 224x224): bounds activation memory per forward pass.
+BATCH_PIXELS = 16 * 224 * 224
 
 TargetLayersFn = Callable[[nn.Module], list[nn.Module]]
 
@@ -39,6 +48,8 @@ class DetectorConfig:
 
     resize: "resize" squashes to input_size x input_size, "center_crop" resizes the shorter side
     to input_size then crops the centre, "none" feeds the full image (CNNDetection's protocol).
+    tile: with resize="none", frames with a side over ``tile`` px are scored in tiles (mean of the
+    tile logits; module docstring); 0 scores whole frames whatever their size. Ignored otherwise.
     options: builder arguments (e.g. ViT depth), kept so a checkpoint can be rebuilt exactly.
     """
 
@@ -48,6 +59,7 @@ class DetectorConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
+    tile: int = DEFAULT_TILE
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -69,6 +81,9 @@ class DetectorConfig:
             raise ValueError(f"input_size must be an int >= {MIN_SIDE_NO_RESIZE}, got {self.input_size!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("mean and std need 3 values each, std > 0")
+        if not isinstance(self.tile, int) or isinstance(self.tile, bool) or not (
+                self.tile == 0 or self.tile >= 2 * MIN_SIDE_NO_RESIZE):
+            raise ValueError(f"tile must be 0 (off) or an int >= {2 * MIN_SIDE_NO_RESIZE}, got {self.tile!r}")
 
     @property
     def option_dict(self) -> dict[str, Any]:
@@ -83,6 +98,7 @@ class DetectorConfig:
             "mean": list(self.mean),
             "std": list(self.std),
             "interpolation": self.interpolation,
+            "tile": self.tile,
             "options": self.option_dict,
         }
 
@@ -214,6 +230,22 @@ def preprocess_one(image: np.ndarray, config: DetectorConfig) -> torch.Tensor:
     return (tensor.clamp_(0.0, 1.0) - mean) / std
 
 
+def tile_boxes(height: int, width: int, side: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, h, w) of the tiles a height x width frame is scored in: one box (the frame) when both
+    sides fit in ``side`` (or side is 0), else rows x cols tiles of ONE size, each side <= side, spread
+    evenly from edge to edge (neighbours overlap by less than a pixel per tile, when the side does not
+    divide evenly). Equal tiles batch together, and their logits weigh equally in the frame's mean."""
+    if side <= 0 or (height <= side and width <= side):
+        return [(0, 0, height, width)]
+    rows, cols = -(-height // side), -(-width // side)
+    tile_h, tile_w = -(-height // rows), -(-width // cols)
+
+    def starts(count: int, total: int, size: int) -> list[int]:
+        return [0] if count == 1 else [int(round(i * (total - size) / (count - 1))) for i in range(count)]
+
+    return [(top, left, tile_h, tile_w) for top in starts(rows, height, tile_h) for left in starts(cols, width, tile_w)]
+
+
 def group_by_shape(shapes: Sequence[tuple[int, ...]], batch_size: int) -> list[list[int]]:
     """Index batches of at most batch_size whose members share a shape (order kept within shape)."""
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -322,21 +354,61 @@ class Detector:
     def _logits(self, batch: torch.Tensor) -> torch.Tensor:
         return self.module(batch.to(self.device)).reshape(batch.shape[0], -1)[:, 0]
 
+    # ---- tiles ----------------------------------------------------------------------------
+    def tiles(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """(top, left, h, w) of the tiles this frame is scored in (one box, the frame, unless it is tiled)."""
+        height, width = image.shape[:2]
+        return tile_boxes(height, width, self.config.tile if self.config.resize == "none" else 0)
+
+    def split_tiles(self, frames: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, list[tuple]]:
+        """(tile views, owning frame index per tile, box per tile) of validated RGB uint8 frames."""
+        units, owners, boxes = [], [], []
+        for n, frame in enumerate(frames):
+            for box in self.tiles(frame):
+                top, left, h, w = box
+                units.append(frame[top:top + h, left:left + w])
+                owners.append(n)
+                boxes.append(box)
+        return units, np.asarray(owners, dtype=np.int64), boxes
+
+    def batch_limit(self, units: Sequence[np.ndarray], batch_size: int) -> int:
+        """batch_size, lowered so one batch stays under BATCH_PIXELS of network input."""
+        largest = max((int(np.prod(self.input_shape(u))) for u in units), default=1)
+        return max(1, min(int(batch_size), BATCH_PIXELS // max(largest, 1)))
+
+    @staticmethod
+    def frame_logits(tile_logits: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
+        """Per frame, the mean of its tiles' logits (float64; exactly the logit for a one-tile frame)."""
+        sums = np.bincount(owners, weights=np.asarray(tile_logits, dtype=np.float64), minlength=count)
+        return sums / np.maximum(np.bincount(owners, minlength=count), 1)
+
+    @staticmethod
+    def probabilities(logits: np.ndarray) -> np.ndarray:
+        """sigmoid in float32, as torch computes it for one logit."""
+        return torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float64)).float()).numpy()
+
+    def logits(self, images: Sequence[np.ndarray], batch_size: int = 16, progress: ProgressCallback = no_progress,
+               cancel: Optional[CancelToken] = None) -> np.ndarray:
+        """Fake logit per image (float64): the mean of its tile logits; batched by shape, under BATCH_PIXELS."""
+        frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
+        units, owners, _ = self.split_tiles(frames)
+        tile_logits = np.empty(len(units), dtype=np.float32)
+        batches = group_by_shape([self.input_shape(u) for u in units], self.batch_limit(units, batch_size))
+        for done, idx in enumerate(batches):
+            check_cancelled(cancel)
+            batch = self.preprocess([units[i] for i in idx])
+            with self.lock, torch.inference_mode():
+                tile_logits[idx] = self._logits(batch).float().cpu().numpy()
+            progress((done + 1) / len(batches), f"Scored {sum(len(b) for b in batches[:done + 1])}/{len(units)} "
+                                                f"tile{'s' if len(units) != 1 else ''} of {len(frames)} images")
+        return self.frame_logits(tile_logits, owners, len(frames))
+
     def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 16,
                       progress: ProgressCallback = no_progress,
                       cancel: Optional[CancelToken] = None) -> np.ndarray:
-        """P(fake) per image, shape (N,), float32. Different sizes are batched separately."""
-        frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
-        out = np.empty(len(frames), dtype=np.float32)
-        batches = group_by_shape([self.input_shape(f) for f in frames], max(1, batch_size))
-        for done, idx in enumerate(batches):
-            check_cancelled(cancel)
-            batch = self.preprocess([frames[i] for i in idx])
-            with self.lock, torch.inference_mode():
-                logits = self._logits(batch)
-            out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
-            progress((done + 1) / len(batches), f"Scored {sum(len(b) for b in batches[:done + 1])}/{len(frames)}")
-        return out
+        """P(fake) per image, shape (N,), float32. Different sizes are batched separately; large frames
+        of native-resolution detectors are scored in tiles (sigmoid of the mean tile logit)."""
+        return self.probabilities(self.logits(images, batch_size, progress, cancel))
 
     def predict_clip(self, frames: Sequence[np.ndarray], batch_size: int = 16,
                      progress: ProgressCallback = no_progress,
@@ -365,7 +437,7 @@ class Detector:
         return torch.cat(chunks)
 
     def input_shape(self, image: np.ndarray) -> tuple[int, int]:
-        """(h, w) of the network input this frame becomes."""
+        """(h, w) of the network input this frame (or tile) becomes, untiled."""
         if self.config.resize == "none":
             return image.shape[0], image.shape[1]
         return self.config.input_size, self.config.input_size

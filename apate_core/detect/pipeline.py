@@ -4,11 +4,14 @@
     result = analyse_path("clip.mp4", settings, detector, DetectParams(fps=1), store=store)
     result.data["score"], result.data["label"], result.heatmap(12), result.frame(12)
 
-Memory stays bounded whatever the video length: frames are decoded one at a time and scored in
-batches of ``batch_size``; only the ``top_k`` most suspicious frames are held (at full resolution,
-for their heatmaps) until the end, and what is kept is downscaled: frames to ``frame_side`` px,
-heatmaps (uint8, 0-255 for [0, 1]) to ``heatmap_side`` px. Any other frame is decoded again when
-asked for (:func:`frame_view`), and its heatmap kept in the store.
+Memory stays bounded whatever the video length and frame size: frames are decoded one at a time
+and scored in chunks of ``batch_size`` frames and at most CHUNK_PIXELS pixels (network batches are
+smaller still where their input would pass models.BATCH_PIXELS, and large frames of native-resolution
+detectors go in tiles of at most ``config.tile`` px, see models);
+only the ``top_k`` most suspicious frames are held (at full resolution, for their heatmaps) until the
+end, and what is kept is downscaled: frames to ``frame_side`` px, heatmaps (uint8, 0-255 for [0, 1])
+to ``heatmap_side`` px. Any other frame is decoded again when asked for (:func:`frame_view`), and its
+heatmap kept in the store.
 
 Scores: P(fake) per frame (face mode: per face crop; a frame's score is its most suspicious face).
 The input's score is the MEAN of frame scores (DeepfakeBench's video-level protocol); max and the
@@ -22,7 +25,6 @@ import dataclasses
 import heapq
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -43,8 +45,9 @@ SHIPPED_DETECTOR = "apate"
 HEATMAP_MODES = ("top_k", "all")
 LABELS = ("real", "fake", "uncertain")
 RESULT_VERSION = 1
-# Most network-input pixels in one batch (16 frames at 224x224): bounds activation memory per batch.
-BATCH_PIXELS = 16 * 224 * 224
+# Most full-resolution frame pixels decoded and scored together (16 frames of 1280x720, one 4K frame): the
+# frames, their float32 heatmaps and tile maps of one chunk are what the pipeline holds at a time.
+CHUNK_PIXELS = 16 * 1280 * 720
 
 
 def default_detector_name() -> str:
@@ -268,74 +271,32 @@ def _crop_rect(shape: Sequence[int], box, margin: float) -> tuple[int, int, int,
     return x0, y0, x1, y1
 
 
-@contextmanager
-def _grad_only_from(detector: Detector) -> Iterator[bool]:
-    """Autograd from the CAM target layers on only: every CAM method needs d(logit)/d(target activations),
-    so the layers before them need neither saved activations nor a backward pass (less memory and time;
-    the maps are the same). Yields whether the input must require grad instead (targets without parameters).
-    Call with detector.lock held (cam_session holds it): parameters are restored on exit."""
-    params = list(detector.module.parameters())
-    previous = [p.requires_grad for p in params]
-    target_ids = {id(p) for layer in detector.target_layers for p in layer.parameters()}
-    if not target_ids:
-        yield True
-        return
-    try:
-        for p in params:
-            p.requires_grad_(id(p) in target_ids)
-        yield False
-    finally:
-        for p, flag in zip(params, previous):
-            p.requires_grad_(flag)
-
-
 class _Scorer:
     """Scores batches of frames (whole frames or face crops) and makes heatmaps on request."""
 
     def __init__(self, detector: Detector, params: DetectParams, cancel: Optional[CancelToken]):
         self.detector, self.params, self.cancel = detector, params, cancel
-        self.cam_all = params.cam is not None and params.heatmaps == "all"
-
-    def batch_for(self, images: Sequence[np.ndarray]) -> int:
-        """Batch size keeping one batch under BATCH_PIXELS of network input: full-resolution detectors
-        (resize='none') on HD frames go one or two at a time, 224 px ones batch_size at a time."""
-        largest = max((int(np.prod(self.detector.input_shape(img))) for img in images), default=1)
-        return max(1, min(self.params.batch_size, BATCH_PIXELS // max(largest, 1)))
 
     # ---- whole frames
-    def score(self, samples: Sequence[_Sample]) -> tuple[list[Optional[float]], list[list[dict]], list[Optional[np.ndarray]]]:
-        """Per sample: score (None: no face in face mode), faces, heatmap at frame size (all mode) or None."""
+    def score(self, samples: Sequence[_Sample], with_maps: bool) -> tuple[list[Optional[float]], list[list[dict]],
+                                                                        list[Optional[np.ndarray]]]:
+        """Per sample: score (None: no face in face mode), faces, heatmap at frame size (with_maps) or None."""
+        with_maps = with_maps and self.params.cam is not None
         if self.params.faces:
-            return self._score_faces(samples)
+            return self._score_faces(samples, with_maps)
         images = [s.image for s in samples]
-        if self.cam_all:
+        if with_maps:
             probs, maps = self._cam(images)
             return [float(p) for p in probs], [[] for _ in samples], maps
-        probs = self.detector.predict_proba(images, batch_size=self.batch_for(images), cancel=self.cancel)
+        probs = self.detector.predict_proba(images, batch_size=self.params.batch_size, cancel=self.cancel)
         return [float(p) for p in probs], [[] for _ in samples], [None] * len(samples)
 
     def _cam(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One forward+backward per batch gives both P(fake) (the CAM's own forward) and the maps."""
-        import torch
+        """One forward+backward per batch (of tiles, for large frames) gives both P(fake) and the maps."""
+        from .cam import score_and_cam
 
-        from .cam import FakeLogitTarget, cam_session, cam_to_frame
-        from .models import as_rgb_uint8, group_by_shape
-
-        det = self.detector
-        frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
-        probs = np.empty(len(frames), dtype=np.float32)
-        maps: list[Optional[np.ndarray]] = [None] * len(frames)
-        batches = group_by_shape([det.input_shape(f) for f in frames], self.batch_for(frames))
-        with cam_session(det, self.params.cam) as cam, torch.enable_grad(), _grad_only_from(det) as full_graph:
-            for idx in batches:
-                check_cancelled(self.cancel)
-                batch = det.preprocess([frames[i] for i in idx]).to(det.device).requires_grad_(full_graph)
-                raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx])
-                logits = cam.outputs.detach().reshape(len(idx), -1)[:, 0]
-                probs[idx] = torch.sigmoid(logits.float()).cpu().numpy()
-                for j, i in enumerate(idx):
-                    maps[i] = cam_to_frame(np.nan_to_num(raw[j]), frames[i].shape[:2], det.config)
-        return probs, maps  # type: ignore[return-value]
+        return score_and_cam(self.detector, images, self.params.cam, batch_size=self.params.batch_size,
+                             cancel=self.cancel)
 
     def heatmaps(self, images: Sequence[np.ndarray], faces: Sequence[list[dict]]) -> list[np.ndarray]:
         """Heatmaps at frame size for frames picked after scoring (top-k mode, or a requested frame)."""
@@ -344,7 +305,7 @@ class _Scorer:
         return self._cam(images)[1]
 
     # ---- faces
-    def _score_faces(self, samples: Sequence[_Sample]):
+    def _score_faces(self, samples: Sequence[_Sample], with_maps: bool):
         from .faces import FaceBox, _fit_for, crop_with_margin, detect_faces
 
         crops, owners, boxes_per = [], [], []
@@ -358,10 +319,10 @@ class _Scorer:
         faces: list[list[dict]] = [[] for _ in samples]
         maps: list[Optional[np.ndarray]] = [None] * len(samples)
         if crops:
-            if self.cam_all:
+            if with_maps:
                 probs, crop_maps = self._cam(crops)
             else:
-                probs = self.detector.predict_proba(crops, batch_size=self.batch_for(crops), cancel=self.cancel)
+                probs = self.detector.predict_proba(crops, batch_size=self.params.batch_size, cancel=self.cancel)
                 crop_maps = None
             cursor = {n: 0 for n in range(len(samples))}
             for c, (owner, prob) in enumerate(zip(owners, probs)):
@@ -371,7 +332,7 @@ class _Scorer:
                 if crop_maps is not None:
                     maps[owner] = self._paste(maps[owner], samples[owner].image.shape, box, crop_maps[c])
         scores = [max(f["score"] for f in fl) if fl else None for fl in faces]
-        if self.cam_all:
+        if with_maps:
             maps = [m if m is not None else np.zeros(s.image.shape[:2], np.float32) for m, s in zip(maps, samples)]
         return scores, faces, maps
 
@@ -418,13 +379,20 @@ def _reporting(samples: Iterator[_Sample], total: int, share: float,
         yield sample
 
 
-def _chunks(samples: Iterator[_Sample], size: int) -> Iterator[list[_Sample]]:
-    chunk: list[_Sample] = []
-    for sample in samples:
-        chunk.append(sample)
+def _chunks(items: Iterator, size: int, max_pixels: int = 0, image=lambda item: item.image) -> Iterator[list]:
+    """Lists of at most ``size`` items, and of at most ``max_pixels`` frame pixels (one item at least)."""
+    chunk: list = []
+    pixels = 0
+    for item in items:
+        frame_pixels = int(np.prod(image(item).shape[:2]))
+        if chunk and max_pixels and pixels + frame_pixels > max_pixels:
+            yield chunk
+            chunk, pixels = [], 0
+        chunk.append(item)
+        pixels += frame_pixels
         if len(chunk) >= size:
             yield chunk
-            chunk = []
+            chunk, pixels = [], 0
     if chunk:
         yield chunk
 
@@ -561,27 +529,33 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
     scan_share = 0.9 if want_maps and params.heatmaps == "top_k" else 1.0
     records: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
-    top: list[tuple[float, int, int, np.ndarray, Optional[np.ndarray]]] = []  # min-heap (score, -index, ...)
+    # min-heap of (score, -index, index, frame: full-res while its heatmap is to be made, small heatmap or None)
+    top: list[tuple[float, int, int, np.ndarray, Optional[np.ndarray]]] = []
     check_cancelled(cancel)
     progress(0.0, f"Analysing {total} frame{'s' if total != 1 else ''}")
     samples = _reporting(samples, total, scan_share, progress)
-    for chunk in _chunks(samples, params.batch_size):
+    cam_all = want_maps and params.heatmaps == "all"
+    for chunk in _chunks(samples, params.batch_size, CHUNK_PIXELS):
         check_cancelled(cancel)
-        scores, faces, maps = scorer.score(chunk)
+        # Top-k mode keeps each candidate at full resolution for its heatmap at the end; where top_k such
+        # frames would pass CHUNK_PIXELS (4K, say), the map is made now instead, and only small copies kept.
+        largest = max(int(np.prod(s.image.shape[:2])) for s in chunk)
+        scores, faces, maps = scorer.score(chunk, cam_all or params.top_k * largest > CHUNK_PIXELS)
         for sample, score, face_list, cam in zip(chunk, scores, faces, maps):
             record = {"index": sample.index, "time": round(float(sample.time), 6), "score": score,
                       "heatmap": None, "faces": face_list}
             if params.faces:
                 record["no_face"] = not face_list
             records.append(record)
-            if cam is not None:
-                arrays[_heat_key(sample.index)] = _to_uint8_map(cam, params.heatmap_side)
+            small_map = None if cam is None else _to_uint8_map(cam, params.heatmap_side)
+            if cam_all:
+                arrays[_heat_key(sample.index)] = small_map
                 record["heatmap"] = heatmap_name(sample.index)
             if score is None:
                 continue
             # Keep full-res frames only where a heatmap is still to be made; otherwise a small copy.
             keep = sample.image if (want_maps and cam is None) else _downscale(sample.image, params.frame_side)
-            item = (score, -sample.index, sample.index, keep, None)
+            item = (score, -sample.index, sample.index, keep, None if cam_all else small_map)
             if len(top) < params.top_k:
                 heapq.heappush(top, item)
             elif item[:2] > top[0][:2]:
@@ -598,10 +572,16 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
         check_cancelled(cancel)
         progress(scan_share, f"Heatmaps for the top {len(best)} frames")
         by_index = {r["index"]: r for r in records}
-        maps = scorer.heatmaps([b[3] for b in best], [by_index[b[2]]["faces"] for b in best])
-        for item, cam in zip(best, maps):
-            arrays[_heat_key(item[2])] = _to_uint8_map(cam, params.heatmap_side)
-            by_index[item[2]]["heatmap"] = heatmap_name(item[2])
+        for item in best:
+            if item[4] is not None:  # made during the scan
+                arrays[_heat_key(item[2])] = item[4]
+                by_index[item[2]]["heatmap"] = heatmap_name(item[2])
+        pending = iter([item for item in best if item[4] is None])
+        for group in _chunks(pending, params.batch_size, CHUNK_PIXELS, image=lambda item: item[3]):
+            maps = scorer.heatmaps([b[3] for b in group], [by_index[b[2]]["faces"] for b in group])
+            for item, cam in zip(group, maps):
+                arrays[_heat_key(item[2])] = _to_uint8_map(cam, params.heatmap_side)
+                by_index[item[2]]["heatmap"] = heatmap_name(item[2])
     for item in best:
         arrays[_frame_key(item[2])] = _downscale(item[3], params.frame_side)
     data = _result_data(records, [b[2] for b in best], detector, params, media.kind, face_fallback)
