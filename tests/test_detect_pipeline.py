@@ -241,3 +241,4 @@ def test_shipped_model_card_summary_is_its_own_sentence():
 
     summary = model_summary(create_detector("apate"))
     assert summary["trained_on_summary"].startswith("Crops of 18 photos") and not summary["untrained"]
+    assert "H.264" in summary["trained_on_summary"] and not summary["trained_on_summary"].endswith("…")

@@ -42,6 +42,46 @@ def test_corpus_layout_and_holdout(tiny_run):
     assert not set(manifest["photos"]["test"]) & set(manifest["photos"]["train"])
 
 
+def test_corpus_re_encodes_both_classes_with_jpeg_and_h264(tiny_run):
+    """Codec traces must not be a label cue: JPEG, H.264 and untouched images on both sides."""
+    summary, _ = tiny_run
+    manifest = json.loads((summary.root / "manifest.json").read_text())
+    records = [r for split in manifest["records"].values() for r in split]
+    for side in ("post_real", "post_fake"):
+        kinds = {(r[side] or "none").split()[0] for r in records}
+        assert {"jpeg", "h264", "none"} <= kinds, side
+    crfs = [int(r[side].split()[1][3:]) for r in records for side in ("post_real", "post_fake")
+            if (r[side] or "").startswith("h264")]
+    low, high = manifest["options"]["h264_crf"]
+    assert all(low <= c <= high for c in crfs)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def test_h264_reencode_intra_and_p_frame():
+    import skimage.data
+
+    from apate_core.detect.training.corpus import h264_reencode
+
+    image = np.ascontiguousarray(skimage.data.astronaut()[80:208, 160:288])
+    intra = h264_reencode(image, 23)
+    assert intra.shape == image.shape and intra.dtype == np.uint8 and not np.array_equal(intra, image)
+    assert _psnr(intra, image) > 30
+    assert _psnr(h264_reencode(image, 40), image) < _psnr(intra, image) - 3  # higher CRF, coarser
+    moved = h264_reencode(image, 23, shift=(3, -4), frames=5)  # ends on the image itself, as a P-frame
+    assert moved.shape == image.shape and _psnr(moved, image) > 28
+    assert _psnr(moved, np.roll(image, (3, -4), axis=(0, 1))) < _psnr(moved, image) - 5
+    chroma = lambda x: x.astype(np.float64) - x.astype(np.float64).mean(axis=2, keepdims=True)  # noqa: E731
+    err420 = np.abs(chroma(h264_reencode(image, 18, "yuv420p")) - chroma(image)).mean()
+    err444 = np.abs(chroma(h264_reencode(image, 18, "yuv444p")) - chroma(image)).mean()
+    assert err444 < err420  # 4:2:0 subsamples chroma
+    with pytest.raises(ValueError):
+        h264_reencode(image[:127], 23)
+
+
 def test_recipe_produces_loadable_checkpoint(tiny_run):
     from apate_core.detect import create_detector
 
@@ -51,6 +91,8 @@ def test_recipe_produces_loadable_checkpoint(tiny_run):
     for key in ("trained_on", "metrics", "recipe", "date", "temperature"):
         assert card.get(key) is not None, key
     assert {"val", "test", "heldout", "eval_real"} <= set(card["metrics"])
+    assert card["trained_on"]["summary"].startswith("Crops of") and len(card["trained_on"]["summary"]) <= 240
+    assert card["config"]["tile"] == 1024  # large frames are scored in tiles: part of the card's semantics
     detector = create_detector(str(result.weights))
     assert detector.architecture == "apate_fingerprint" and detector.config.resize == "none"
     assert detector.card["temperature"] == pytest.approx(card["temperature"])

@@ -12,6 +12,27 @@ def _f(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "n/a"
 
 
+def _tiling(card: Mapping[str, Any]) -> str:
+    tile = (card.get("config") or {}).get("tile")
+    if not tile:
+        return ""
+    return (f" Frames larger than {tile} px on a side are scored in equal tiles of at most {tile}x{tile} px "
+            "(config `tile`): the frame's logit is the mean of the tile logits and its heatmap is stitched from "
+            "the tiles', so memory does not grow with the frame; a frame that fits in one tile is one forward pass.")
+
+
+def _re_encodes(options: Mapping[str, Any]) -> str:
+    """The corpus's re-encode policy in words (both classes, drawn independently)."""
+    if "h264_prob" not in options:
+        return "Real and generated images alike are JPEG re-encoded at random."
+    crf = options.get("h264_crf") or ["?", "?"]
+    q = options.get("jpeg_quality") or ["?", "?"]
+    return (f"Each image of either class, drawn independently, is re-encoded as JPEG (q {q[0]}-{q[1]}, "
+            f"{options.get('jpeg_prob', 0):.0%}) or through H.264 (libx264 CRF {crf[0]}-{crf[1]}, yuv420p or "
+            f"yuv444p, intra or P-frame; {options.get('h264_prob', 0):.0%}) or left as it is, so codec traces are "
+            "no label cue.")
+
+
 def render_readme(card: Mapping[str, Any], weights_name: str, weights_bytes: int) -> str:
     metrics = card.get("metrics") or {}
     trained = card.get("trained_on") or {}
@@ -23,12 +44,13 @@ def render_readme(card: Mapping[str, Any], weights_name: str, weights_bytes: int
         f"`{weights_name}` ({weights_bytes / 1e6:.2f} MB, safetensors) + `{weights_name.rsplit('.', 1)[0]}.json` "
         f"(model card). Architecture `{card.get('architecture')}`: a small fully-convolutional CNN at native "
         "resolution (no resampling), one logit, P(fake) = sigmoid(logit / T) with the card's temperature T for "
-        "calibrated probabilities. Load with `create_detector(\"apate\")`.",
+        "calibrated probabilities. Load with `create_detector(\"apate\")`." + _tiling(card),
         "",
-        f"Trained {card.get('date')} in-house, nothing downloaded. Real = augmented crops and JPEG re-encodes of "
+        f"Trained {card.get('date')} in-house, nothing downloaded. Real = augmented crops of "
         "photos bundled by scikit-image, scikit-learn and matplotlib (split by photo; `../shared/testdata` never "
         "used for training); generated = the same crops re-synthesised by small autoencoders of the families "
-        f"{', '.join(families.get('train', []))}; held out entirely: **{families.get('heldout')}**.",
+        f"{', '.join(families.get('train', []))}; held out entirely: **{families.get('heldout')}**. "
+        + _re_encodes(trained.get("corpus_options") or {}),
         "",
         "Recipe (seeded, reproducible):",
         "",

@@ -4,8 +4,10 @@ Splits (by SOURCE photo, see sources.py): ``train`` and ``val`` (calibration, te
 train/val photos with the training decoder families; ``test`` from photos never trained on, same
 families ("in distribution"); ``heldout`` from the test photos re-synthesised ONLY by the held-out
 family (never seen in training). Each real crop has a generated twin made from the same pixels;
-scale jitter happens before both, and the same JPEG re-encode policy is drawn independently for
-both, so neither resampling nor compression separates the classes - only the decoder does.
+scale jitter happens before both, and the same re-encode policy (JPEG, or H.264 through libx264 at
+CRF 18-40, 4:2:0 or 4:4:4, as an intra frame or as the P-frame ending a short camera move) is drawn
+independently for both, so neither resampling nor image or video compression separates the classes
+- only the decoder does.
 "Real" also includes mildly degraded crops (bicubic down-up, slight blur): blur is not a cue.
 """
 
@@ -33,15 +35,19 @@ class CorpusOptions:
     holdout: str = "pixelshuffle"
     seed: int = 0
     crop: int = 128
-    crops_train: int = 36  # per train photo (each gives one real and one fake image)
-    crops_eval: int = 24  # per val/test photo
+    crops_train: int = 48  # per train photo (each gives one real and one fake image)
+    crops_eval: int = 40  # per val/test photo
     decoder_variants: int = 2
     decoder_steps: int = 240
     decoder_batch: int = 8
     decoder_lr: float = 3e-3
     decoder_widths: tuple[int, ...] = (16, 20)
-    jpeg_prob: float = 0.5
+    jpeg_prob: float = 0.3  # each image (either class, drawn independently): JPEG, else H.264, else untouched
     jpeg_quality: tuple[int, int] = (60, 95)
+    h264_prob: float = 0.4
+    h264_crf: tuple[int, int] = (18, 40)
+    h264_yuv444_prob: float = 0.25  # else yuv420p (chroma subsampled)
+    h264_pframe_prob: float = 0.5  # a P-frame at the end of a short move, else an intra frame
     degrade_prob: float = 0.3
 
     def to_dict(self) -> dict:
@@ -61,6 +67,39 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("RGB")).copy()
+
+
+def h264_reencode(image: np.ndarray, crf: int, pix_fmt: str = "yuv420p", *, shift: tuple[int, int] = (0, 0),
+                  frames: int = 1) -> np.ndarray:
+    """The image after one trip through libx264 (PyAV) at ``crf``: quantised DCT blocks, deblocking and, with
+    yuv420p, chroma subsampling. ``frames`` > 1 encodes a short camera move that ends on the image itself
+    (each earlier frame is the image shifted by a fraction of ``shift`` px, edges reflected), so the image
+    comes back as a motion-predicted P-frame, as most frames of a real video are; 1 gives an intra frame."""
+    import av
+
+    height, width = image.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 needs even sides, got {width}x{height}")
+    pad = max(abs(shift[0]), abs(shift[1]))
+    canvas = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect") if pad else image
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = {"crf": str(int(crf)), "preset": "medium", "threads": "1"}
+        for k in range(frames):
+            t = 1.0 - k / max(frames - 1, 1)  # 1 -> 0: the move ends on the unshifted image
+            dy, dx = pad + int(round(shift[0] * t)), pad + int(round(shift[1] * t))
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas[dy:dy + height, dx:dx + width]),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return np.ascontiguousarray(decoded[-1])
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -106,10 +145,20 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(im)
 
 
-def post_process(image: np.ndarray, opts: CorpusOptions, rng: np.random.Generator) -> tuple[np.ndarray, Optional[int]]:
-    if rng.random() < opts.jpeg_prob:
+def post_process(image: np.ndarray, opts: CorpusOptions, rng: np.random.Generator) -> tuple[np.ndarray, Optional[str]]:
+    """A re-encode drawn from the corpus policy: JPEG, H.264 (intra or P-frame, 4:2:0 or 4:4:4) or none; the
+    same policy for both classes, drawn independently, so no codec is a label cue."""
+    draw = rng.random()
+    if draw < opts.jpeg_prob:
         q = int(rng.integers(opts.jpeg_quality[0], opts.jpeg_quality[1] + 1))
-        return _jpeg(image, q), q
+        return _jpeg(image, q), f"jpeg q{q}"
+    if draw < opts.jpeg_prob + opts.h264_prob:
+        crf = int(rng.integers(opts.h264_crf[0], opts.h264_crf[1] + 1))
+        pix_fmt = "yuv444p" if rng.random() < opts.h264_yuv444_prob else "yuv420p"
+        pframe = rng.random() < opts.h264_pframe_prob
+        shift = (int(rng.integers(-4, 5)), int(rng.integers(-4, 5))) if pframe else (0, 0)
+        out = h264_reencode(image, crf, pix_fmt, shift=shift, frames=5 if pframe else 1)
+        return out, f"h264 crf{crf} {pix_fmt} {'P' if pframe else 'I'}"
     return image, None
 
 
@@ -128,18 +177,19 @@ def _make_split(root: Path, split: str, photos: list[Photo], decoders: list[Deco
         stem = photo.name.replace(".", "_")
         for k in range(per_photo):
             crop = sample_crop(photo.image, opts.crop, rng)
-            real = degrade(crop, rng) if rng.random() < opts.degrade_prob else crop
+            degraded = bool(rng.random() < opts.degrade_prob)
+            real = degrade(crop, rng) if degraded else crop
             decoder = decoders[int(rng.integers(len(decoders)))]
             fake = match_colour(resynthesise(decoder.model, crop), crop)
             if photo.grey:
                 fake = _grey(fake)
-            real, q_real = post_process(real, opts, rng)
-            fake, q_fake = post_process(fake, opts, rng)
+            real, post_real = post_process(real, opts, rng)
+            fake, post_fake = post_process(fake, opts, rng)
             name = f"{stem}_{k:03d}.png"
             _write(real_dir / name, real)
             _write(fake_dir / name, fake)
-            records.append({"file": name, "photo": photo.name, "decoder": decoder.name,
-                            "jpeg_real": q_real, "jpeg_fake": q_fake})
+            records.append({"file": name, "photo": photo.name, "decoder": decoder.name, "degraded": degraded,
+                            "post_real": post_real, "post_fake": post_fake})
     n = len(photos) * per_photo
     return {"real": n, "fake": n}, records
 

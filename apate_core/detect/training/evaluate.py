@@ -22,7 +22,6 @@ from ...progress import CancelToken, ProgressCallback, check_cancelled, no_progr
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".gif")
 ECE_BINS = 15
-MAX_SIDE_NATIVE = 1024  # native-resolution models see at most a 1024 px centre crop (no resampling)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,15 +217,6 @@ def collect_labelled(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
     return found["real"], found["fake"]
 
 
-def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image
-    th, tw = min(h, side), min(w, side)
-    top, left = (h - th) // 2, (w - tw) // 2
-    return image[top:top + th, left:left + tw]
-
-
 def load_frames(path: Path, fps: float = 1.0, max_frames: int = 64) -> list[np.ndarray]:
     """An image's pixels, or a video's frames sampled at fps (first frame for a still GIF)."""
     from ...media.images import decode_image
@@ -255,20 +245,9 @@ def load_frames(path: Path, fps: float = 1.0, max_frames: int = 64) -> list[np.n
 
 
 def image_logits(detector, images: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
-    """Logit per image, batched by shape; native-resolution models see a <= 1024 px centre crop."""
-    import torch
-
-    from ..models import as_rgb_uint8, group_by_shape
-
-    frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
-    if detector.config.resize == "none":
-        frames = [_centre_crop(f, MAX_SIDE_NATIVE) for f in frames]
-    out = np.empty(len(frames), dtype=np.float64)
-    for idx in group_by_shape([detector.input_shape(f) for f in frames], batch_size):
-        batch = detector.preprocess([frames[i] for i in idx])
-        with detector.lock, torch.inference_mode():
-            out[idx] = detector._logits(batch).double().cpu().numpy()
-    return out
+    """Logit per image, as the Detect pipeline scores it: batched by shape, and native-resolution models
+    see the whole image (in tiles of at most config.tile px when larger: the mean of the tile logits)."""
+    return detector.logits(images, batch_size=batch_size)
 
 
 def score_files(detector, files: Sequence[Path], fps: float = 1.0, progress: ProgressCallback = no_progress,

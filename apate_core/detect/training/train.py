@@ -207,9 +207,9 @@ def train_detector(data_dir: str | Path, out_path: str | Path, options: TrainOpt
         "n_val": {"real": len(v_real), "fake": len(v_fake)},
     }
     if manifest:
-        trained_on.update(corpus_options=manifest.get("options"), families=manifest.get("families"),
-                          photos=manifest.get("photos"), decoders=manifest.get("decoders"),
-                          corpus_seconds=manifest.get("seconds"))
+        trained_on.update(summary=corpus_summary(manifest), corpus_options=manifest.get("options"),
+                          families=manifest.get("families"), photos=manifest.get("photos"),
+                          decoders=manifest.get("decoders"), corpus_seconds=manifest.get("seconds"))
     detector.card.update(
         history=history, best_epoch=best[2], train_seconds=round(train_seconds, 1),
         software={"python": platform.python_version(), "torch": torch.__version__},
@@ -224,6 +224,18 @@ def train_detector(data_dir: str | Path, out_path: str | Path, options: TrainOpt
                             date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), name=name)
     card = json.loads(weights.with_suffix(".json").read_text(encoding="utf-8"))
     return TrainResult(weights=weights, card=card, history=history, seconds=time.perf_counter() - started)
+
+
+def corpus_summary(manifest: dict) -> str:
+    """What an ``apate corpus`` corpus is, in one sentence (<= 240 characters) for the card and the dashboard."""
+    photos = sum(len(names) for names in (manifest.get("photos") or {}).values())
+    families = manifest.get("families") or {}
+    options = manifest.get("options") or {}
+    codecs = "/".join(name for name, key in (("JPEG", "jpeg_prob"), ("H.264", "h264_prob")) if options.get(key))
+    return (f"Crops of {photos} photos bundled with scikit-image, scikit-learn and matplotlib (real), those crops "
+            f"re-synthesised by {'/'.join(families.get('train') or [])} decoders (fake)"
+            f"{f', both {codecs} re-encoded' if codecs else ''}; {families.get('heldout')} held out; "
+            "no GAN or diffusion model seen.")
 
 
 def _manifest(data_dir: Path) -> Optional[dict]:
