@@ -122,12 +122,6 @@ def _set_unscaled(cam: BaseCAM, on: bool) -> bool:
     return True
 
 
-def min_max_scale(cam: np.ndarray) -> np.ndarray:
-    """pytorch-grad-cam's scaling of one map: subtract the minimum, divide by the maximum (+1e-7)."""
-    cam = np.float32(cam) - np.min(cam)
-    return np.float32(cam / (1e-7 + np.max(cam)))
-
-
 @contextmanager
 def cam_session(detector: Detector, method: str = "gradcam") -> Iterator[BaseCAM]:
     """A CAM object whose hooks on the detector are always removed on exit.
@@ -201,7 +195,7 @@ def _stitch(frame_hw: tuple[int, int], boxes: Sequence[tuple[int, int, int, int]
         count[top:top + h, left:left + w] += 1.0
     total /= np.maximum(count, 1.0, out=count)
     del count
-    if not scaled:  # min_max_scale, in place
+    if not scaled:  # pytorch-grad-cam's per-map min-max scaling, done in place
         total -= total.min()
         total /= 1e-7 + total.max()
     return np.clip(total, 0.0, 1.0, out=total)

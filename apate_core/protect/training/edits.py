@@ -22,8 +22,8 @@ SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.5, 1.5
 WARM_GAIN = (1.15, 1.02, 0.80)  # per-channel RGB gains on [0, 1]
 COOL_GAIN = (0.80, 1.0, 1.18)
 POSTER_LEVELS = 5
-AUTOLEVEL_STD = 0.5
-EMBOSS_GAIN = 1.5  # on the [-1, 1] scale
+AUTOLEVEL_STD = 0.5  # on the [-1, 1] scale
+EMBOSS_GAIN = 1.5  # relief per unit of luma difference on [0, 1]
 
 
 def _to01(x: torch.Tensor) -> torch.Tensor:
