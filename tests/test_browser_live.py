@@ -71,7 +71,7 @@ def test_live_stream_processes_frames_and_takes_a_snapshot(dashboard, camera_pag
     assert streamer.locator("video").first.evaluate("v => v.videoWidth > 0 && v.readyState >= 2")
 
     page.get_by_role("button", name="Snapshot").click()
-    page.get_by_text("Snapshots").wait_for()
+    page.get_by_text("Snapshots", exact=True).wait_for()
     page.get_by_text(re.compile(r"#1 · P\(fake\) \d\.\d\d")).wait_for()
     page.wait_for_timeout(1000)  # let the snapshot image load before the screenshot
     page.screenshot(path=str(artifacts / "live.png"), full_page=True)
