@@ -15,7 +15,7 @@ from apate_core.errors import ApateError
 from apate_core.progress import CancelToken
 from apate_core.protect import get_family, list_attacks
 from apate_core.protect.job import (OUTPUT_FORMATS, ImageInput, ProtectJobResult, ProtectParams, available_generators,
-                                    choice_target_names, load_image, run_protect_job)
+                                    choice_target_names, load_image, run_protect_job, shipped_summary)
 from app import ui
 
 SCALE = 127.5
@@ -89,6 +89,9 @@ def controls(settings) -> Controls:
                               help="The image-translation model the protection is aimed at.")
         choices = {c.label.split(": ", 1)[1]: c for c in available_generators(settings, family)}
         choice = choices[st.selectbox("Model source (checkpoint)", list(choices), key=f"protect_model_{family}")]
+        summary = shipped_summary(choice)
+        if summary:
+            st.info(summary, icon=":material/info:")
         if choice.demo:
             st.warning(f"No {get_family(family).display_name} weights found, so this uses small **random weights "
                        "(demo only — not a real generator)**: the numbers say nothing about a real model. "

@@ -2,7 +2,8 @@
 
 Usage::
 
-    APATE_TESTDATA=../shared/testdata python benchmarks/bench_protect_efficacy.py [--eps 0.05] [--iters 10]
+    APATE_TESTDATA=../shared/testdata python benchmarks/bench_protect_efficacy.py [--eps 0.05] [--iters 10] \
+        [--families F ...] [--plain-only] [--bound] [--update-cards]
 
 For every shipped family and every still photo under $APATE_TESTDATA (``real/`` and ``c2pa/``; a photo over
 APATE_MAX_IMAGE_SIDE is skipped and listed), every target
@@ -19,9 +20,11 @@ model of the shipped task would score: an upper bound set by the task, not by ho
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -98,6 +101,8 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=None, help="only these shipped families (default: all)")
     parser.add_argument("--plain-only", action="store_true", help="skip the (slower) robust-mode runs")
     parser.add_argument("--bound", action="store_true", help="also attack each recipe's exact target function")
+    parser.add_argument("--update-cards", action="store_true",
+                        help="write the figures into each shipped model card (the Protect page shows them)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     folder = Path(os.environ.get("APATE_TESTDATA", "../shared/testdata"))
@@ -105,25 +110,39 @@ def main() -> None:
     images, skipped = photos(folder, settings)
     print(f"photos: {', '.join(i.name for i in images)}; skipped: {skipped or 'none'}")
     print(f"PGD-{args.iters}, eps {args.eps}, every target condition of each shipped generator\n")
-    print(f"{'family':12} {'mode':8} {'pairs':>5} {'disrupted':>10} {'SSIM min':>9} {'SSIM mean':>10} {'after JPEG75':>13} {'MSE median':>11}")
+    print(f"{'family':12} {'mode':8} {'pairs':>5} {'disrupted':>10} {'& SSIM>=.9':>11} {'SSIM min':>9} "
+          f"{'SSIM mean':>10} {'after JPEG75':>13} {'MSE median':>11}")
     shipped = [c for c in available_generators(settings) if c.source == "shipped"]
     for choice in (c for c in shipped if args.families is None or c.family in args.families):
+        efficacy = {"measured_on": date.today().isoformat(), "attack": f"PGD-{args.iters}, eps {args.eps:g}, one "
+                    "perturbation for all targets", "photos": [i.name for i in images], "skipped": skipped}
         for robust in (False,) if args.plain_only else (False, True):
             params = ProtectParams(epsilon=args.eps, iterations=args.iters, targets=("all",), robust=robust)
-            result = run_protect_job(images, choice, params, settings)
-            rows = list(pairs(result, robust))
-            disrupted = sum(r[0] for r in rows) / len(rows)
-            after = sum(r[1] for r in rows) / len(rows)
+            rows = list(pairs(run_protect_job(images, choice, params, settings), robust))
+            share = lambda keep: sum(1 for r in rows if keep(r)) / len(rows)  # noqa: E731
             ssims = [r[2] for r in rows]
-            print(f"{choice.family:12} {'robust' if robust else 'plain':8} {len(rows):5d} {disrupted:10.0%} "
-                  f"{min(ssims):9.3f} {sum(ssims) / len(ssims):10.3f} {after:13.0%} "
-                  f"{statistics.median(r[3] for r in rows):11.4f}", flush=True)
+            figures = {"pairs": len(rows), "disrupted": share(lambda r: r[0]),
+                       "disrupted_ssim_0.90": share(lambda r: r[0] and r[2] >= 0.90), "ssim_min": min(ssims),
+                       "ssim_mean": sum(ssims) / len(ssims), "after_jpeg75": share(lambda r: r[1]),
+                       "mse_median": statistics.median(r[3] for r in rows)}
+            print(f"{choice.family:12} {'robust' if robust else 'plain':8} {figures['pairs']:5d} "
+                  f"{figures['disrupted']:10.0%} {figures['disrupted_ssim_0.90']:11.0%} {figures['ssim_min']:9.3f} "
+                  f"{figures['ssim_mean']:10.3f} {figures['after_jpeg75']:13.0%} {figures['mse_median']:11.4f}",
+                  flush=True)
+            if robust:
+                efficacy["robust_after_jpeg75"] = figures["after_jpeg75"]
+            else:
+                efficacy.update(figures)
         if args.bound:
             mses = faithful_bound(images, choice, args.eps, args.iters)
-            share = sum(m > DISRUPTION_THRESHOLD for m in mses) / len(mses)
-            print(f"{choice.family:12} {'faithful':8} {len(mses):5d} {share:10.0%} {'':9} {'':10} {'':13} "
-                  f"{statistics.median(mses):11.4f}", flush=True)
-
+            efficacy["faithful_bound"] = sum(m > DISRUPTION_THRESHOLD for m in mses) / len(mses)
+            print(f"{choice.family:12} {'faithful':8} {len(mses):5d} {efficacy['faithful_bound']:10.0%} "
+                  f"{'':11} {'':9} {'':10} {'':13} {statistics.median(mses):11.4f}", flush=True)
+        if args.update_cards:
+            card_path = Path(choice.path).with_suffix(".json")
+            card = json.loads(card_path.read_text())
+            card["efficacy"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in efficacy.items()}
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()

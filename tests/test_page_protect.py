@@ -133,3 +133,17 @@ def test_video_upload_is_refused_with_a_clear_message():
     assert not at.exception
     assert len(at.error) == 1 and "Protect works on still images" in at.error[0].value
     assert at.button(key="protect_run").disabled
+
+
+def test_shipped_default_says_what_it_was_trained_on(monkeypatch):
+    from apate_core.protect import job
+    from app import protect_ui
+
+    monkeypatch.setattr(protect_ui, "available_generators", job.available_generators)  # the real shipped weights
+    at = page()
+    assert not at.exception and not at.error
+    card = json.loads((ROOT / "assets" / "models" / "protect" / f"{at.selectbox(key='protect_family').value}.json")
+                      .read_text())
+    (about,) = [i.value for i in at.info if "in-house weights" in i.value]
+    assert card["task"] in about and "not the released GAN" in about
+    assert not any("random weights" in w.value for w in at.warning)

@@ -205,3 +205,26 @@ def test_shipped_model_card_names_the_targets_and_the_model_size(settings, tmp_p
     with pytest.raises(InvalidProtectParams, match="warm, cool, blur"):
         run_protect_job([ImageInput("p.png", "1" * 64, photo(24, 40))], choice,
                         ProtectParams(iterations=1, targets=("Male",)), settings)
+
+
+def test_shipped_summary_reports_the_card_task_and_measured_efficacy(settings, tmp_path):
+    from safetensors.torch import save_file
+
+    from apate_core.protect.job import shipped_summary
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    save_file(create_generator("cyclegan", ngf=8, n_blocks=1).state_dict(), str(shipped / "cyclegan.safetensors"))
+    card = {"task": "photo -> cartoon", "training": {"kind": "paired, supervised"}}
+    (shipped / "cyclegan.json").write_text(json.dumps(card))
+    (choice,) = available_generators(settings, "cyclegan", shipped_dir=shipped)
+    text = shipped_summary(choice)
+    assert "photo -> cartoon" in text and "paired, supervised" in text and "Measured" not in text
+
+    card["efficacy"] = {"measured_on": "2026-12-01", "attack": "PGD-10, eps 0.05", "photos": ["a.jpg", "b.jpg"],
+                        "pairs": 2, "disrupted": 0.5, "faithful_bound": 0.5}
+    (shipped / "cyclegan.json").write_text(json.dumps(card))
+    text = shipped_summary(choice)
+    assert "on 2 real photos: 50% of 2 (photo, target) pairs disrupted" in text
+    assert "a perfect model of the same task: 50%" in text and "expect little disruption" in text
+    assert shipped_summary(available_generators(settings, "cyclegan", shipped_dir=tmp_path / "none")[0]) is None

@@ -111,6 +111,26 @@ def _card_conditions(card: dict) -> Optional[tuple[str, ...]]:
     return tuple(str(n) for n in names) if all(isinstance(n, str) and n for n in names) else None
 
 
+def shipped_summary(choice: GeneratorChoice) -> Optional[str]:
+    """What a shipped model is and how well Protect measured against it, from its card (None otherwise)."""
+    if choice.source != "shipped" or choice.path is None:
+        return None
+    card = _model_card(Path(choice.path))
+    text = (f"Apate's in-house weights, trained here on CPU, not the released GAN. Task: {card.get('task', '?')}. "
+            f"Training: {card.get('training', {}).get('kind', '?')}.")
+    eff = card.get("efficacy")
+    if isinstance(eff, dict) and {"disrupted", "pairs", "photos"} <= set(eff):
+        text += (f" Measured ({eff.get('measured_on', '?')}, {eff.get('attack', '?')}) on {len(eff['photos'])} real "
+                 f"photos: {eff['disrupted']:.0%} of {eff['pairs']} (photo, target) pairs disrupted")
+        if eff.get("faithful_bound") is not None:
+            text += f"; a perfect model of the same task: {eff['faithful_bound']:.0%}"
+        text += "."
+        if eff["disrupted"] < 0.95:
+            text += (" A faithful model of a gentle photo edit barely amplifies a small perturbation, so expect "
+                     "little disruption, above all on high-contrast photos.")
+    return text
+
+
 def available_generators(settings: Settings, family: Optional[str] = None,
                          shipped_dir: Optional[Path] = None) -> list[GeneratorChoice]:
     """Model sources per family: shipped defaults (assets/models/protect/<family>.safetensors), checkpoints
