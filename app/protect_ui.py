@@ -89,9 +89,6 @@ def controls(settings) -> Controls:
                               help="The image-translation model the protection is aimed at.")
         choices = {c.label.split(": ", 1)[1]: c for c in available_generators(settings, family)}
         choice = choices[st.selectbox("Model source (checkpoint)", list(choices), key=f"protect_model_{family}")]
-        summary = shipped_summary(choice)
-        if summary:
-            st.info(summary, icon=":material/info:")
         if choice.demo:
             st.warning(f"No {get_family(family).display_name} weights found, so this uses small **random weights "
                        "(demo only — not a real generator)**: the numbers say nothing about a real model. "
@@ -131,6 +128,9 @@ def controls(settings) -> Controls:
             st.warning(f"{fmt.upper()} re-compresses the protected image (quality 95): the ε bound no longer holds "
                        "exactly and part of the protection can be lost. See the *saved file* row of the "
                        "robustness table.", icon=":material/warning:")
+    summary = shipped_summary(choice)  # full width: what the model is and how Protect measured against it
+    if summary:
+        st.info(summary, icon=":material/info:")
     params = ProtectParams(attack=attack, epsilon=eps, step_size=step255 / SCALE, iterations=int(iterations),
                            random_start=random_start, targets=tuple(targets) if targets else None, robust=robust,
                            output_format=fmt)

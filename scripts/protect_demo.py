@@ -55,7 +55,8 @@ def main() -> int:
         recipe = get_recipe(family)
         conds = condition_list(recipe)
         if family == "ganimation":
-            conds.append(("grayscale 0.5 + warm 0.5", torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.5, 0.0]])))
+            names = recipe.condition_names  # the half-and-half mix the card's held-out metrics also report
+            conds.append((f"{names[0]} 0.5\n+ {names[4]} 0.5", torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.5, 0.0]])))
         with torch.no_grad():
             outs = [(label, gen.generate(x, c), target_for(recipe, x, c)) for label, c in conds]
             mask = None

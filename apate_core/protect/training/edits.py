@@ -149,10 +149,10 @@ EDITS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "invert": invert, "emboss": emboss, "edges": edge_map, "cartoon": cartoon, "sketch": sketch, "autolevel": autolevel,
 }
 DOMAIN_EDITS = ("grayscale", "sepia", "blur", "sharpen", "warm", "cool")
-# StarGAN's domains: warm and cool are image-wide colour casts, which a one-hot domain passed only through the
-# zero-padded borders of per-image-normalised layers did not steer (trained, they came out alike); a negative
-# and a relief are local edits it learns apart.
-STARGAN_EDITS = ("grayscale", "sepia", "blur", "sharpen", "invert", "emboss")
+# The conditional models' domains: warm and cool are image-wide colour casts, which a condition passed only
+# through the zero-padded borders of per-image-normalised layers did not steer (trained, they came out alike
+# in StarGAN, barely visible in GANimation); a negative and a relief are local edits both learn apart.
+LOCAL_EDITS = ("grayscale", "sepia", "blur", "sharpen", "invert", "emboss")
 
 EDIT_DESCRIPTIONS = {
     "grayscale": "Rec.601 luma copied to R, G and B",

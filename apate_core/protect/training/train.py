@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ...progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ..generators import TranslationGenerator, create_generator
 from .data import HELDOUT_PHOTOS, SOURCES, TRAIN_PHOTOS, CropSampler, heldout_crops
-from .edits import DOMAIN_EDITS, EDIT_DESCRIPTIONS, STARGAN_EDITS, apply_edit, autolevel, blend_edits
+from .edits import EDIT_DESCRIPTIONS, LOCAL_EDITS, apply_edit, autolevel, blend_edits
 
 Batch = tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]  # input, condition, target
 
@@ -64,9 +64,9 @@ RECIPES: dict[str, Recipe] = {
     "stargan": Recipe(
         family="stargan", config=dict(conv_dim=32, c_dim=6, repeat_num=3),
         task="photo edit into one of six domains chosen by a one-hot vector (of the auto-levelled photo)",
-        conditions=tuple((e, f"one-hot: {EDIT_DESCRIPTIONS[e]}") for e in STARGAN_EDITS),
+        conditions=tuple((e, f"one-hot: {EDIT_DESCRIPTIONS[e]}") for e in LOCAL_EDITS),
         # One size throughout: the border-borne condition signal's strength depends on the input size.
-        steps=1200, edits=STARGAN_EDITS, batch=4, crop=128, final_crop=128, condition_init=True,
+        steps=2000, edits=LOCAL_EDITS, batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Input = photo + one-hot domain tiled over H x W (StarGAN conditioning); per-image InstanceNorm in "
               "training and inference, as the engine's StarGAN runs."),
     "ganimation": Recipe(
@@ -74,8 +74,8 @@ RECIPES: dict[str, Recipe] = {
         task="continuous photo edits of the auto-levelled photo: each condition is the intensity of one edit "
              "(all zero = auto-levelled photo); output composed through the attention mask "
              "(final = mask * x + (1 - mask) * colour)",
-        conditions=tuple((e, f"intensity in [0, 1] of: {EDIT_DESCRIPTIONS[e]}") for e in DOMAIN_EDITS),
-        steps=1200, edits=DOMAIN_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
+        conditions=tuple((e, f"intensity in [0, 1] of: {EDIT_DESCRIPTIONS[e]}") for e in LOCAL_EDITS),
+        steps=2000, edits=LOCAL_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
         batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Target = a + sum_i c_i (edit_i(a) - a), clipped, a = autolevel(x); c sampled sparse (one-hot at "
               "random intensity, "
@@ -292,7 +292,8 @@ def evaluate_heldout(model: TranslationGenerator, recipe: Recipe, crops: Optiona
         c = torch.full((1, len(recipe.conditions)), 0.0)
         c[0, 0], c[0, 4] = 0.5, 0.5
         target = target_for(recipe, x, c)
-        per["grayscale0.5+warm0.5"] = {"l1_model": round(F.l1_loss(model.generate(x, c), target).item(), 5),
+        names = recipe.condition_names
+        per[f"{names[0]}0.5+{names[4]}0.5"] = {"l1_model": round(F.l1_loss(model.generate(x, c), target).item(), 5),
                                         "l1_identity": round(F.l1_loss(x, target).item(), 5),
                                         "l1_autolevel_only": round(F.l1_loss(autolevel_each(x), target).item(), 5)}
     return {"crops": f"{x.shape[0]} crops {x.shape[-1]}x{x.shape[-2]} (5 per photo, photos resized to short side "
