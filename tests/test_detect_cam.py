@@ -149,3 +149,20 @@ def test_overlay_heatmap_blends_in_rgb():
     assert np.abs(half.astype(np.int16) - expected.astype(np.int16)).max() <= 1
     with pytest.raises(ValueError):
         overlay_heatmap(image, cam, opacity=1.5)
+
+
+def test_scores_use_the_card_temperature_in_both_paths():
+    from apate_core.detect.cam import score_and_cam
+
+    detector = _toy_detector((0, 0))
+    images = [_noise((SIZE, SIZE, 3), seed=s) for s in range(3)]
+    logits = detector.logits(images)
+    raw = detector.predict_proba(images)
+    assert np.allclose(raw, 1 / (1 + np.exp(-logits)), atol=1e-6)  # no temperature in the card: T = 1
+    detector.card["temperature"] = 2.5
+    calibrated = detector.predict_proba(images)
+    assert np.allclose(calibrated, 1 / (1 + np.exp(-logits / 2.5)), atol=1e-6)
+    assert not np.allclose(calibrated, raw, atol=1e-3)
+    assert np.allclose(score_and_cam(detector, images)[0], calibrated, atol=1e-5)  # heatmap pass scores the same
+    detector.card["temperature"] = "not a number"
+    assert detector.temperature == 1.0

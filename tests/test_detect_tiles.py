@@ -89,7 +89,8 @@ def test_a_frame_that_fits_in_one_tile_scores_exactly_as_one_forward_pass():
     frame = _noise((200, 256, 3), seed=3)
     assert detector.tiles(frame) == [(0, 0, 200, 256)]
     with torch.inference_mode():
-        direct = torch.sigmoid(detector.module(detector.preprocess([frame]))[0, 0]).item()
+        logit = detector.module(detector.preprocess([frame]))[0, 0].double()
+        direct = torch.sigmoid((logit / detector.temperature).float()).item()  # the card's calibration
     assert float(detector.predict_proba([frame])[0]) == pytest.approx(direct, rel=0, abs=0)
     assert float(score_and_cam(detector, [frame])[0][0]) == pytest.approx(direct, abs=1e-6)
 

@@ -382,10 +382,19 @@ class Detector:
         sums = np.bincount(owners, weights=np.asarray(tile_logits, dtype=np.float64), minlength=count)
         return sums / np.maximum(np.bincount(owners, minlength=count), 1)
 
-    @staticmethod
-    def probabilities(logits: np.ndarray) -> np.ndarray:
-        """sigmoid in float32, as torch computes it for one logit."""
-        return torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float64)).float()).numpy()
+    @property
+    def temperature(self) -> float:
+        """The card's fitted temperature T (P(fake) = sigmoid(logit / T)); 1.0 when the card has none."""
+        try:
+            t = float(self.card.get("temperature", 1.0))
+        except (TypeError, ValueError):
+            return 1.0
+        return t if math.isfinite(t) and t > 0 else 1.0
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated P(fake): sigmoid(logit / temperature) in float32 (raw logits stay for `apate evaluate`)."""
+        z = np.asarray(logits, dtype=np.float64) / self.temperature
+        return torch.sigmoid(torch.from_numpy(z).float()).numpy()
 
     def logits(self, images: Sequence[np.ndarray], batch_size: int = 16, progress: ProgressCallback = no_progress,
                cancel: Optional[CancelToken] = None) -> np.ndarray:
@@ -422,7 +431,8 @@ class Detector:
         features = self._frame_features(frames, max(1, batch_size), progress, cancel)
         with self.lock, torch.inference_mode():
             clip, frame_logits = self.module.clip_from_features(features[None])
-        return float(torch.sigmoid(clip[0]).item()), torch.sigmoid(frame_logits[0]).float().cpu().numpy()
+        return (float(self.probabilities(clip[:1].float().cpu().numpy())[0]),
+                self.probabilities(frame_logits[0].float().cpu().numpy()))
 
     def _frame_features(self, frames: Sequence[np.ndarray], batch_size: int,
                         progress: ProgressCallback, cancel: Optional[CancelToken]) -> torch.Tensor:

@@ -404,7 +404,7 @@ def _chunks(items: Iterator, size: int, max_pixels: int = 0, image=lambda item: 
 
 def result_key(media, detector: Detector, params: DetectParams) -> str:
     return make_key(media.sha256, "detect", model_id=detector.name, weights_sha256=detector.weights_sha256,
-                    params=params.key_dict())
+                    params={**params.key_dict(), "temperature": detector.temperature})
 
 
 def model_summary(detector: Detector) -> dict[str, Any]:
@@ -412,7 +412,7 @@ def model_summary(detector: Detector) -> dict[str, Any]:
     source = str(card.get("source") or "")
     untrained = "random initialisation" in source or (not card.get("trained_on") and not card.get("metrics"))
     return {"name": detector.name, "architecture": detector.architecture, "weights_sha256": detector.weights_sha256,
-            "trained_on": card.get("trained_on"), "metrics": card.get("metrics") or {}, "source": source or None,
+            "temperature": detector.temperature, "trained_on": card.get("trained_on"), "metrics": card.get("metrics") or {}, "source": source or None,
             "date": card.get("date"), "untrained": bool(untrained),
             "trained_on_summary": _summarise_trained_on(card.get("trained_on")),
             "metrics_summary": _summarise_metrics(card.get("metrics") or {})}

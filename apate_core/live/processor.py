@@ -245,7 +245,7 @@ def score_and_cam(detector, images: Sequence[np.ndarray], method: str = "gradcam
             batch = detector.preprocess([images[i] for i in idx]).to(detector.device)
             raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx])
             logits = cam.outputs.detach().reshape(len(idx), -1)[:, 0]
-            probs[idx] = torch.sigmoid(logits.float()).cpu().numpy()
+            probs[idx] = detector.probabilities(logits.float().cpu().numpy())
             for j, i in enumerate(idx):
                 maps[i] = cam_to_frame(np.nan_to_num(raw[j]), images[i].shape[:2], detector.config)
     return probs, [m for m in maps if m is not None]
