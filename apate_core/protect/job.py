@@ -116,7 +116,7 @@ def shipped_summary(choice: GeneratorChoice) -> Optional[str]:
     if choice.source != "shipped" or choice.path is None:
         return None
     card = _model_card(Path(choice.path))
-    text = (f"Apate's in-house weights, trained here on CPU, not the released GAN. Task: {card.get('task', '?')}. "
+    text = (f"Apate's in-house weights, trained here on CPU. Task: {card.get('task', '?')}. "
             f"Training: {card.get('training', {}).get('kind', '?')}.")
     eff = card.get("efficacy")
     if isinstance(eff, dict) and {"disrupted", "pairs", "photos"} <= set(eff):
