@@ -96,11 +96,16 @@ def live_panel() -> None:
         st.warning(f"Last analysis error: {stats.last_error}", icon=":material/warning:")
 
 
+def take_snapshot() -> None:
+    # A callback runs as soon as the click arrives, even when a fragment rerun is under way.
+    st.session_state["live_snapshot_missing"] = processor.snapshot() is None
+
+
 with side_col:
     live_panel()
-    if st.button("Snapshot", icon=":material/photo_camera:", key="live_snapshot"):
-        if processor.snapshot() is None:
-            st.info("No analysed frame yet: start the camera or share a screen first.")
+    st.button("Snapshot", icon=":material/photo_camera:", key="live_snapshot", on_click=take_snapshot)
+    if st.session_state.pop("live_snapshot_missing", False):
+        st.info("No analysed frame yet: start the camera or share a screen first.")
 
 gallery = processor.gallery()
 if gallery:

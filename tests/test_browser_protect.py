@@ -38,6 +38,7 @@ def test_protect_a_photo_with_the_defaults_and_download_it(dashboard, browser_pa
     # metrics and tables
     page.get_by_text("L∞ (true max)").wait_for()
     page.get_by_text("SSIM").first.wait_for()
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for()  # the tables mount a moment after the text
     assert page.locator("[data-testid='stDataFrame']").count() == 2
     assert page.get_by_text("· on protected").count() >= 1  # the default targets of whatever weights are there
     page.set_viewport_size({"width": 1400, "height": 4200})  # the app scrolls inside: a tall window shows it all
