@@ -34,7 +34,7 @@ def test_protect_a_photo_with_the_defaults_and_download_it(dashboard, browser_pa
     page.get_by_text("Original · 300×200").wait_for()
     page.get_by_text("Protected · portrait.protected.png").wait_for()
     page.get_by_text("Original left of the seam").wait_for()
-    assert page.locator("[data-testid='stImage'] img").count() >= 4 + 2
+    page.locator("[data-testid='stImage'] img").nth(4 + 2 - 1).wait_for()  # 3 views, the split, 2 outputs
     # metrics and tables
     page.get_by_text("L∞ (true max)").wait_for()
     page.get_by_text("SSIM").first.wait_for()
