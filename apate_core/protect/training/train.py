@@ -75,7 +75,7 @@ RECIPES: dict[str, Recipe] = {
              "(all zero = auto-levelled photo); output composed through the attention mask "
              "(final = mask * x + (1 - mask) * colour)",
         conditions=tuple((e, f"intensity in [0, 1] of: {EDIT_DESCRIPTIONS[e]}") for e in LOCAL_EDITS),
-        steps=2000, edits=LOCAL_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
+        steps=4000, edits=LOCAL_EDITS, attention_weight=0.05, attention_tv_weight=0.01,
         batch=4, crop=128, final_crop=128, condition_init=True,
         notes="Target = a + sum_i c_i (edit_i(a) - a), clipped, a = autolevel(x); c sampled sparse (one-hot at "
               "random intensity, "
