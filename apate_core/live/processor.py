@@ -32,10 +32,9 @@ import threading
 import time
 import zipfile
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -210,45 +209,12 @@ def _fit_crop(detector, crop: np.ndarray) -> np.ndarray:
                              max(MIN_SIDE_NO_RESIZE, round(crop.shape[0] * factor))), interpolation=cv2.INTER_CUBIC)
 
 
-@contextmanager
-def _backward_stops_at_target(detector) -> Iterator[None]:
-    """Only the CAM target layers' parameters require grad while the CAM runs (detector.lock held).
-
-    Grad-CAM needs d(fake logit)/d(target activations) only; with the input and every earlier
-    parameter out of the graph the backward pass stops at the target layer instead of running
-    through the whole network (the maps are identical, the pass is several times cheaper).
-    """
-    with detector.lock:
-        params = list(detector.module.parameters())
-        before = [p.requires_grad for p in params]
-        keep = {id(p) for layer in detector.target_layers for p in layer.parameters()}
-        try:
-            for p in params:
-                p.requires_grad_(id(p) in keep)
-            yield
-        finally:
-            for p, flag in zip(params, before):
-                p.requires_grad_(flag)
-
-
 def score_and_cam(detector, images: Sequence[np.ndarray], method: str = "gradcam") -> tuple[np.ndarray, list[np.ndarray]]:
-    """P(fake) and a [0, 1] heatmap per image from ONE forward+backward pass (the CAM's own forward)."""
-    import torch
+    """P(fake) and a [0, 1] heatmap per image from ONE forward+backward pass: Detect's own
+    ``score_and_cam`` (backward from the CAM target layers only), in batches of 8."""
+    from apate_core.detect.cam import score_and_cam as detect_score_and_cam
 
-    from apate_core.detect.cam import FakeLogitTarget, cam_session, cam_to_frame
-    from apate_core.detect.models import group_by_shape
-
-    probs = np.empty(len(images), dtype=np.float32)
-    maps: list[Optional[np.ndarray]] = [None] * len(images)
-    with cam_session(detector, method) as cam, _backward_stops_at_target(detector), torch.enable_grad():
-        for idx in group_by_shape([detector.input_shape(f) for f in images], 8):
-            batch = detector.preprocess([images[i] for i in idx]).to(detector.device)
-            raw = cam(input_tensor=batch, targets=[FakeLogitTarget() for _ in idx])
-            logits = cam.outputs.detach().reshape(len(idx), -1)[:, 0]
-            probs[idx] = detector.probabilities(logits.float().cpu().numpy())
-            for j, i in enumerate(idx):
-                maps[i] = cam_to_frame(np.nan_to_num(raw[j]), images[i].shape[:2], detector.config)
-    return probs, [m for m in maps if m is not None]
+    return detect_score_and_cam(detector, images, method, batch_size=8)
 
 
 def analyse_frame(detector, frame: np.ndarray, *, face_mode: bool = False, heatmap: bool = False,
