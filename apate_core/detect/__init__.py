@@ -1,6 +1,6 @@
 """Detect engine, model layer: detector registry, checkpoints users bring, heatmaps and faces.
 
-Every detector outputs one logit per image; P(fake) = sigmoid(logit). Nothing is downloaded:
+Every detector outputs one logit per image; P(fake) = sigmoid(logit / T), T from its card. Nothing is downloaded:
 architectures are built with weights=None and weights come only from local checkpoints.
 Heatmap and face helpers are imported on first use: pytorch-grad-cam pulls in matplotlib and
 scikit-learn, which scoring alone does not need.

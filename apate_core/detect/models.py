@@ -1,8 +1,8 @@
 """Detector config, the Detector wrapper and the architectures torchvision does not ship.
 
-Every detector outputs ONE logit per image; P(fake) = sigmoid(logit). Keeping a single output
-(no 2-way softmax) means "evidence for fake" is simply the gradient of that logit, which the
-heatmaps rely on.
+Every detector outputs ONE logit per image; P(fake) = sigmoid(logit / T), T the temperature its card
+was calibrated with (1 without one). Keeping a single output (no 2-way softmax) means "evidence for
+fake" is simply the gradient of that logit, which the heatmaps rely on.
 
 Native-resolution detectors (resize="none") see a frame larger than ``config.tile`` px on a side as
 equal tiles of at most tile x tile px (see :func:`tile_boxes`); the frame's logit is the MEAN of its
@@ -383,13 +383,18 @@ class Detector:
         return sums / np.maximum(np.bincount(owners, minlength=count), 1)
 
     @property
-    def temperature(self) -> float:
-        """The card's fitted temperature T (P(fake) = sigmoid(logit / T)); 1.0 when the card has none."""
+    def card_temperature(self) -> Optional[float]:
+        """The temperature fitted for this model and stored in its card; None when there is no usable one."""
         try:
-            t = float(self.card.get("temperature", 1.0))
-        except (TypeError, ValueError):
-            return 1.0
-        return t if math.isfinite(t) and t > 0 else 1.0
+            t = float(self.card["temperature"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return t if math.isfinite(t) and t > 0 else None
+
+    @property
+    def temperature(self) -> float:
+        """T in P(fake) = sigmoid(logit / T): the card's fitted temperature, else 1."""
+        return self.card_temperature or 1.0
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated P(fake): sigmoid(logit / temperature) in float32 (raw logits stay for `apate evaluate`)."""

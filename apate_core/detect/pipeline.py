@@ -412,7 +412,8 @@ def model_summary(detector: Detector) -> dict[str, Any]:
     source = str(card.get("source") or "")
     untrained = "random initialisation" in source or (not card.get("trained_on") and not card.get("metrics"))
     return {"name": detector.name, "architecture": detector.architecture, "weights_sha256": detector.weights_sha256,
-            "temperature": detector.temperature, "trained_on": card.get("trained_on"), "metrics": card.get("metrics") or {}, "source": source or None,
+            "temperature": detector.temperature, "trained_on": card.get("trained_on"),
+            "metrics": card.get("metrics") or {}, "source": source or None,
             "date": card.get("date"), "untrained": bool(untrained),
             "trained_on_summary": _summarise_trained_on(card.get("trained_on")),
             "metrics_summary": _summarise_metrics(card.get("metrics") or {})}

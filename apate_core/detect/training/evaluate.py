@@ -281,14 +281,6 @@ class EvalReport:
         return out
 
 
-def card_temperature(detector) -> Optional[float]:
-    value = detector.card.get("temperature")
-    try:
-        return float(value) if value is not None and float(value) > 0 else None
-    except (TypeError, ValueError):
-        return None
-
-
 def evaluate_detector(detector, data_dir: str | Path, *, out_dir: Optional[str | Path] = None, fps: float = 1.0,
                       temperature: Optional[float] = None, threshold: float = 0.5, title: Optional[str] = None,
                       temperature_source: str = "argument", progress: ProgressCallback = no_progress,
@@ -300,7 +292,7 @@ def evaluate_detector(detector, data_dir: str | Path, *, out_dir: Optional[str |
     logits = score_files(detector, files, fps, progress, cancel)
     source = temperature_source
     if temperature is None:
-        temperature = card_temperature(detector)
+        temperature = detector.card_temperature
         source = "model card (fitted on the training calibration split)"
     metrics = binary_metrics(labels, logits, threshold, temperature)
     if temperature is None:
@@ -324,7 +316,7 @@ def real_only_report(detector, folder: str | Path, fps: float = 1.0, threshold: 
     if not files:
         raise InputRefused(f"{root} holds no images or videos", accepted=", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES))
     logits = score_files(detector, files, fps)
-    t = temperature if temperature is not None else (card_temperature(detector) or 1.0)
+    t = temperature if temperature is not None else detector.temperature
     probs = sigmoid(logits / t)
     return {"folder": str(root), "n_real": len(files), "threshold": threshold,
             "false_positive_rate": float((probs >= threshold).mean()), "mean_p_fake": float(probs.mean()),
