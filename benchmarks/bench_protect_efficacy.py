@@ -144,5 +144,6 @@ def main() -> None:
             card["efficacy"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in efficacy.items()}
             card_path.write_text(json.dumps(card, indent=2) + "\n")
 
+
 if __name__ == "__main__":
     main()

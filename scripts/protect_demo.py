@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from apate_core.protect import load_generator  # noqa: E402
 from apate_core.protect.training.data import demo_input  # noqa: E402
-from apate_core.protect.training.train import condition_list, get_recipe, target_for  # noqa: E402
+from apate_core.protect.training.train import condition_list, get_recipe, half_mix, target_for  # noqa: E402
 
 FAMILIES = ("stargan", "ganimation", "cyclegan", "pix2pixhd")
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +55,8 @@ def main() -> int:
         recipe = get_recipe(family)
         conds = condition_list(recipe)
         if family == "ganimation":
-            names = recipe.condition_names  # the half-and-half mix the card's held-out metrics also report
-            conds.append((f"{names[0]} 0.5\n+ {names[4]} 0.5", torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.5, 0.0]])))
+            (first, second), mix = half_mix(recipe)
+            conds.append((f"{first} 0.5\n+ {second} 0.5", mix))
         with torch.no_grad():
             outs = [(label, gen.generate(x, c), target_for(recipe, x, c)) for label, c in conds]
             mask = None

@@ -100,9 +100,9 @@ def test_stylisations_stay_in_range_and_change_the_photo(photo):
 
 
 def test_blend_edits_interpolates_between_identity_and_each_edit(photo):
-    n = len(edits.DOMAIN_EDITS)
+    n = len(edits.LOCAL_EDITS)
     assert torch.allclose(edits.blend_edits(photo, torch.zeros(1, n)), photo)
-    for i, name in enumerate(edits.DOMAIN_EDITS):
+    for i, name in enumerate(edits.LOCAL_EDITS):
         one = torch.zeros(1, n)
         one[0, i] = 1.0
         assert torch.allclose(edits.blend_edits(photo, one), edits.apply_edit(name, photo), atol=1e-6)

@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 from .data import CropSampler, heldout_crops, load_photo
-from .edits import DOMAIN_EDITS, EDITS, apply_edit, blend_edits, edit_image
+from .edits import EDITS, LOCAL_EDITS, apply_edit, blend_edits, edit_image
 from .train import RECIPES, Recipe, TrainResult, evaluate_heldout, get_recipe, model_card, train_family, write_model
 
 __all__ = [
-    "CropSampler", "DOMAIN_EDITS", "EDITS", "RECIPES", "Recipe", "TrainResult", "apply_edit", "blend_edits",
+    "CropSampler", "EDITS", "LOCAL_EDITS", "RECIPES", "Recipe", "TrainResult", "apply_edit", "blend_edits",
     "edit_image", "evaluate_heldout", "get_recipe", "heldout_crops", "load_photo", "model_card", "train_family",
     "write_model",
 ]

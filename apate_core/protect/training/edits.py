@@ -148,7 +148,6 @@ EDITS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "grayscale": grayscale, "sepia": sepia, "blur": blur, "sharpen": sharpen, "warm": warm, "cool": cool,
     "invert": invert, "emboss": emboss, "edges": edge_map, "cartoon": cartoon, "sketch": sketch, "autolevel": autolevel,
 }
-DOMAIN_EDITS = ("grayscale", "sepia", "blur", "sharpen", "warm", "cool")
 # The conditional models' domains: warm and cool are image-wide colour casts, which a condition passed only
 # through the zero-padded borders of per-image-normalised layers did not steer (trained, they came out alike
 # in StarGAN, barely visible in GANimation); a negative and a relief are local edits both learn apart.
@@ -179,7 +178,7 @@ def apply_edit(name: str, x: torch.Tensor) -> torch.Tensor:
     return out[0] if single else out
 
 
-def blend_edits(x: torch.Tensor, intensities: torch.Tensor, names: tuple[str, ...] = DOMAIN_EDITS) -> torch.Tensor:
+def blend_edits(x: torch.Tensor, intensities: torch.Tensor, names: tuple[str, ...] = LOCAL_EDITS) -> torch.Tensor:
     """Continuous combination: x + sum_i c_i (edit_i(x) - x), clipped; c (B, len(names)) in [0, 1].
 
     c = 0 is the identity, a one-hot c is that edit, intermediate values interpolate linearly.
