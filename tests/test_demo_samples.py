@@ -1,5 +1,6 @@
 """The shipped demo samples show what they claim with the shipped detector: real stays real, the re-synthesised
-middle segment and face read as fake (the dashboard's 0.4 / 0.6 band), and the heatmap sits on the face."""
+middle segment and face read as fake (the dashboard's 0.4 / 0.6 band; the clip as "generated segments"), and the
+heatmap sits on the face."""
 
 from pathlib import Path
 
@@ -32,10 +33,13 @@ def test_middle_segment_of_the_demo_clip_reads_fake_and_the_rest_real(detector):
     assert real.max() <= REAL_MAX, real
 
 
-def test_the_dashboard_shades_exactly_the_re_synthesised_seconds(detector, settings):
+def test_the_dashboard_shades_and_names_exactly_the_re_synthesised_seconds(detector, settings):
     result = analyse_path(SAMPLES / "coffee_pan_resynth_middle.mp4", settings, detector, DetectParams(cam=None))
-    assert result.data["suspicious_segments"] == [{"start": 1.5, "end": 3.5}]
+    segments = result.data["suspicious_segments"]
+    assert [(s["start"], s["end"], s["frames"]) for s in segments] == [(1.5, 3.5, 2)]
     assert [f["time"] for f in result.frames if f["score"] >= FAKE_MIN] == [2.0, 3.0]
+    # two fake seconds in a row of a real clip: "generated segments", whatever the clip's mean
+    assert result.label == "segments" and result.data["verdict"]["segments"] == segments
 
 
 def test_only_the_face_of_the_demo_photo_is_flagged(detector):

@@ -93,7 +93,8 @@ def test_band_is_a_parameter_recorded_in_params():
 
 def test_suspicious_segments_join_consecutive_frames():
     frames = [{"time": t, "score": s} for t, s in enumerate([0.1, 0.7, 0.8, 0.2, 0.9, None])]
-    assert suspicious_segments(frames, 0.6, 1.0) == [{"start": 0.5, "end": 2.5}, {"start": 3.5, "end": 4.5}]
+    assert suspicious_segments(frames, 0.6, 1.0) == [{"start": 0.5, "end": 2.5, "peak": 0.8, "frames": 2},
+                                                     {"start": 3.5, "end": 4.5, "peak": 0.9, "frames": 1}]
 
 
 def test_default_detector_is_the_shipped_one_when_registered():
@@ -120,7 +121,8 @@ def test_video_result_schema_top_k_heatmaps_and_store_hit(settings, store, detec
     assert again.data["frames"] == result.data["frames"] and again.score == result.score
     assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
     data = json.loads(json.dumps(result.data))  # JSON-able
-    assert data["kind"] == "video" and data["label"] in ("real", "fake", "uncertain")
+    assert data["kind"] == "video" and data["label"] in ("real", "fake", "uncertain", "segments")
+    assert data["verdict"]["label"] == data["label"] and data["verdict"]["decided_by"] in ("model", "segments")
     assert data["score"] == pytest.approx(np.mean([f["score"] for f in data["frames"]]))
     assert data["model"]["name"] == "resnet18" and len(data["model"]["weights_sha256"]) == 64
     assert data["params"]["fps"] == 2 and data["params"]["band"] == [0.4, 0.6]

@@ -15,8 +15,8 @@ heatmap kept in the store.
 
 Scores: P(fake) per frame (face mode: per face crop; a frame's score is its most suspicious face).
 The input's score is the MEAN of frame scores (DeepfakeBench's video-level protocol); max and the
-mean of the top-k frames are reported beside it. Label: ``fake`` at score >= band high, ``real``
-at score <= band low, ``uncertain`` between.
+mean of the top-k frames are reported beside it. The label (real, uncertain, fake, generated segments
+or declared generated) and which signal decided it come from :mod:`.verdict`, once provenance is read.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from ..settings import Settings
 from ..store import ResultStore, make_key
 from .models import Detector
 from .registry import list_detectors
+from .verdict import LABELS, apply_verdict, label_for, most_severe, suspicious_segments  # noqa: F401 (re-exported)
 
 FALLBACK_DETECTOR = "resnet18"
 SHIPPED_DETECTOR = "apate"
 HEATMAP_MODES = ("top_k", "all")
-LABELS = ("real", "fake", "uncertain")
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: labels segments/declared, data["verdict"], segments with peak and frames
 # Most full-resolution frame pixels decoded and scored together (16 frames of 1280x720, one 4K frame): the
 # frames, their float32 heatmaps and tile maps of one chunk are what the pipeline holds at a time.
 CHUNK_PIXELS = 16 * 1280 * 720
@@ -120,34 +120,6 @@ def aggregate(scores: Sequence[float], top_k: int = 8) -> dict[str, Any]:
     top = np.sort(values)[::-1][: max(1, int(top_k))]
     return {"mean": float(values.mean()), "max": float(values.max()), "top_k_mean": float(top.mean()),
             "top_k": int(top_k), "count": int(values.size)}
-
-
-def label_for(score: Optional[float], band: Sequence[float] = (0.4, 0.6)) -> str:
-    """fake at score >= high, real at score <= low, uncertain otherwise (and when there is no score)."""
-    low, high = float(band[0]), float(band[1])
-    if score is None:
-        return "uncertain"
-    if score >= high:
-        return "fake"
-    if score <= low:
-        return "real"
-    return "uncertain"
-
-
-def suspicious_segments(frames: Sequence[dict], threshold: float, step: float) -> list[dict[str, float]]:
-    """Runs of consecutive frames scoring >= threshold as {start, end} seconds (each frame covers +-step/2)."""
-    segments: list[dict[str, float]] = []
-    half = step / 2.0
-    for record in frames:
-        score = record.get("score")
-        if score is None or score < threshold:
-            continue
-        start, end = max(0.0, record["time"] - half), record["time"] + half
-        if segments and start <= segments[-1]["end"] + 1e-6:
-            segments[-1]["end"] = end
-        else:
-            segments.append({"start": round(start, 6), "end": round(end, 6)})
-    return segments
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +203,7 @@ def summarise_batch(results: Sequence[DetectResult], errors: Sequence[dict[str, 
         "labels": counts, "mean_score": float(np.mean(scores)) if scores else None,
         "max_score": float(max(scores)) if scores else None,
         "most_suspicious": worst.data["input"]["name"] if worst is not None else None,
-        "label": "fake" if counts["fake"] else label_for(max(scores) if scores else None, band),
+        "label": most_severe([r.label for r in results]) or label_for(None, band),
     }
 
 
@@ -487,13 +459,14 @@ def analyse_media(media, detector: Detector, params: Optional[DetectParams] = No
     if store is not None:
         cached = store.get(key)
         if cached is not None:
-            data = cached.meta
+            data = apply_verdict(cached.meta)  # judged by today's rules, whenever it was stored
             data["input"].update(_input_dict(media, source))
             progress(1.0, "Opened from the result store")
             return DetectResult(data, cached.arrays, from_store=True, key=key)
     started = time.perf_counter()
     result = _run(media, detector, params, progress, cancel)
     result.data["provenance"] = _provenance(media)
+    apply_verdict(result.data)
     result.data["input"] = _input_dict(media, source)
     result.data["video_path"] = str(Path(media.path).resolve()) if media.kind == "video" else None
     result.data["normalised_video"] = None
@@ -617,15 +590,13 @@ def _result_data(records: list[dict], top_frames: list[int], detector: Detector,
         aggregates["frames_with_faces"] = len(records) - no_face
         aggregates["faces"] = sum(len(r["faces"]) for r in records)
     summary = model_summary(detector)
-    step = 1.0 / params.fps if kind == "video" else 0.0
-    segments = suspicious_segments(records, params.band[1], step)
     if summary["untrained"]:
         notes.append("The model is untrained (random initialisation): its scores carry no meaning.")
     return {
         "apate_version": __version__, "result_version": RESULT_VERSION, "task": "detect", "kind": kind,
-        "score": score, "label": label_for(score, params.band),
+        "score": score, "label": None, "verdict": None,  # set by apply_verdict once provenance is known
         "band": {"low": params.band[0], "high": params.band[1]},
-        "aggregates": aggregates, "top_frames": list(top_frames), "suspicious_segments": segments,
+        "aggregates": aggregates, "top_frames": list(top_frames), "suspicious_segments": [],
         "frames": records,
         "model": summary, "params": params.to_dict(), "face_fallback": face_fallback, "notes": notes,
     }
