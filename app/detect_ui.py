@@ -19,12 +19,15 @@ import streamlit as st
 from apate_core.detect import pipeline
 from apate_core.detect.models import Detector
 from apate_core.detect.pipeline import BatchResult, DetectParams, DetectResult
+from apate_core.detect.verdict import SEVERITY, describe_segment, display_label, explain
 from apate_core.errors import ApateError
 from apate_core.progress import CancelToken
 from app import ui
 
 LABEL_STYLE = {"fake": ("red", ":material/warning:"), "real": ("green", ":material/verified:"),
-               "uncertain": ("orange", ":material/help:")}
+               "uncertain": ("orange", ":material/help:"), "segments": ("red", ":material/timeline:"),
+               "declared": ("violet", ":material/smart_toy:")}
+BATCH_COLUMNS = SEVERITY[::-1]  # the summary's label counts, most alarming first
 GALLERY_COLUMNS = 4
 
 
@@ -144,12 +147,12 @@ def watch(job: Job) -> None:
 
 def batch_table(batch: BatchResult) -> None:
     summary = batch.summary
-    cols = st.columns(4)
+    cols = st.columns(1 + len(BATCH_COLUMNS))
     cols[0].metric("Inputs", summary["inputs"])
-    cols[1].metric("Fake", summary["labels"]["fake"])
-    cols[2].metric("Uncertain", summary["labels"]["uncertain"])
-    cols[3].metric("Real", summary["labels"]["real"])
-    rows = [{"input": r.data["input"]["name"], "P(fake)": r.score, "label": r.label} for r in batch.results]
+    for col, label in zip(cols[1:], BATCH_COLUMNS):
+        col.metric(display_label(label).capitalize(), summary["labels"][label])
+    rows = [{"input": r.data["input"]["name"], "P(fake)": r.score, "label": display_label(r.label)}
+            for r in batch.results]
     rows += [{"input": e["name"], "P(fake)": None, "label": f"refused: {e['error']}"} for e in batch.errors]
     st.dataframe(rows, hide_index=True, column_config={"P(fake)": st.column_config.ProgressColumn(
         "P(fake)", min_value=0.0, max_value=1.0, format="%.3f")})
@@ -161,12 +164,14 @@ def verdict_card(result: DetectResult) -> None:
     with st.container(border=True):
         head, prov = st.columns([3, 2])
         score = "–" if result.score is None else f"{result.score:.3f}"
-        head.markdown(f"### {icon} :{colour}[{result.label.upper()}] · P(fake) {score}")
+        head.markdown(f"### {icon} :{colour}[{display_label(result.label).upper()}] · P(fake) {score}")
+        segments = [f"- Generated segment {describe_segment(s)}" for s in data["verdict"]["segments"]]
+        head.markdown("\n\n".join([explain(data["verdict"]), "\n".join(segments)]).strip())
         band = data["band"]
         head.caption(f"Mean of {agg['count']} frame score(s). Real ≤ {band['low']:g} < uncertain < "
                      f"{band['high']:g} ≤ fake." + (" Re-opened from the result store." if result.from_store else ""))
         cols = head.columns(3)
-        cols[0].metric("Mean (verdict)", score)
+        cols[0].metric("Mean", score)
         cols[1].metric("Max", "–" if agg["max"] is None else f"{agg['max']:.3f}")
         cols[2].metric(f"Top-{agg['top_k']} mean", "–" if agg["top_k_mean"] is None else f"{agg['top_k_mean']:.3f}")
         lines = (data.get("provenance") or {}).get("summary") or ["Provenance unknown."]

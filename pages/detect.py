@@ -14,7 +14,8 @@ settings = ui.get_settings()
 st.title(":material/troubleshoot: Detect")
 st.caption(
     "P(fake) per sampled frame from a detector, heatmaps of the evidence, and a verdict with an explicit "
-    "uncertain band. A score is evidence, not proof: read it with the provenance and the heatmaps."
+    "uncertain band that also weighs sustained runs of suspicious frames (generated segments) and C2PA "
+    "declarations of generated media. A score is evidence, not proof: read it with the provenance and the heatmaps."
 )
 
 uploads = st.file_uploader("Drop a video, or several images", accept_multiple_files=True, key="detect_upload")

@@ -17,7 +17,7 @@ def test_detect_upload_shows_timeline_and_heatmap(dashboard, browser_page, artif
     page.get_by_text("Drop a video, or several images").wait_for()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(CLIP))
     # progress with a Cancel button while it runs (fast runs may skip it), then the verdict
-    page.get_by_text("Mean (verdict)").wait_for(timeout=240_000)
+    page.get_by_text("Top-8 mean").wait_for(timeout=240_000)
     chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
     chart.wait_for(timeout=60_000)
     points = chart.locator(".scatterlayer .trace").first.locator(".points path")

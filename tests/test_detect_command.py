@@ -53,7 +53,8 @@ def test_video_json_and_out_dir(tmp_path):
                 "--top-k", "2", cache=tmp_path / "cache")
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
-    assert data["kind"] == "video" and data["label"] in ("real", "fake", "uncertain")
+    assert data["kind"] == "video" and data["label"] in ("real", "fake", "uncertain", "segments")
+    assert data["verdict"]["label"] == data["label"] and data["verdict"]["decided_by"] in ("model", "segments")
     assert 0.0 <= data["score"] <= 1.0 and len(data["frames"]) == 6
     assert data["model"]["name"] == "resnet18" and data["params"]["fps"] == 1.0
     folder = out / "coffee_pan"
@@ -70,6 +71,7 @@ def test_several_images_default_out_faces_no_cam_and_human_output(tmp_path, imag
                 cache=tmp_path / "cache", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "astronaut.png:" in run.stdout and "grey.jpg:" in run.stdout and "summary: 2 inputs" in run.stdout
+    assert run.stdout.count("Decided by the model's score") == 2  # still images: no timeline
     astro = json.loads((tmp_path / "apate-results" / "astronaut" / "result.json").read_text())
     grey = json.loads((tmp_path / "apate-results" / "grey" / "result.json").read_text())
     assert len(astro["frames"][0]["faces"]) == 1 and astro["frames"][0]["heatmap"] is None

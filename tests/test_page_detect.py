@@ -50,9 +50,10 @@ def test_upload_video_shows_verdict_timeline_and_heatmap():
     assert not at.exception, at.exception
     assert not _errors(at), _errors(at)
     verdict = "\n".join(str(m.value) for m in at.markdown)
-    assert "P(fake)" in verdict and any(w in verdict for w in ("FAKE", "REAL", "UNCERTAIN"))
+    assert "P(fake)" in verdict and any(w in verdict for w in ("FAKE", "REAL", "UNCERTAIN", "GENERATED SEGMENTS"))
+    assert "Decided by " in verdict
     labels = {m.label for m in at.metric}
-    assert {"Mean (verdict)", "Max", "Top-8 mean"} <= labels
+    assert {"Mean", "Max", "Top-8 mean"} <= labels
     assert any("untrained" in w.value for w in at.warning)  # resnet18 here is randomly initialised
     assert len(at.get("plotly_chart")) == 1
     captions = [img.proto.imgs[0].caption for img in at.get("image")]

@@ -46,12 +46,17 @@ def _out_dir(base: Path | None, path: Path, used: set[Path]) -> Path:
 
 
 def _human(result, out: Path) -> None:
+    from ..detect.verdict import describe_segment, display_label, explain
+
     data = result.data
     agg = data["aggregates"]
     extra = f" (max {agg['max']:.3f}, top-{agg['top_k']} mean {agg['top_k_mean']:.3f})" if agg["count"] > 1 else ""
     score = "n/a" if data["score"] is None else f"{data['score']:.3f}"
     stored = " [from the result store]" if result.from_store else ""
-    print(f"{data['input']['name']}: {data['label']} · P(fake) {score}{extra}{stored}")
+    print(f"{data['input']['name']}: {display_label(data['label'])} · P(fake) {score}{extra}{stored}")
+    print(f"  {explain(data['verdict'])}")
+    for segment in data["verdict"]["segments"]:
+        print(f"  generated segment: {describe_segment(segment)}")
     for note in data["notes"]:
         print(f"  note: {note}")
     print(f"  written: {out}")
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..detect.pipeline import DetectParams, analyse_media, default_detector_name, load_detector, summarise_batch
     from ..detect.report import write_result_dir
+    from ..detect.verdict import display_label
     from ..store import open_store
 
     cam = None if args.cam.lower() == "none" else args.cam
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             print_json({"summary": summarise_batch(results, band=params.band), "results": [r.data for r in results]})
     elif len(results) > 1:
         summary = summarise_batch(results, band=params.band)
-        print(f"summary: {summary['analysed']} inputs, labels {summary['labels']}, "
+        counts = ", ".join(f"{display_label(k)} {v}" for k, v in summary["labels"].items() if v)
+        print(f"summary: {summary['analysed']} inputs ({counts}), "
               f"most suspicious {summary['most_suspicious']} ({summary['max_score']:.3f})")
     return 0
 
@@ -116,7 +123,8 @@ def _band(text: str) -> tuple[float, float]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="score videos or images for AI generation, with heatmaps",
-                            description="Score videos or images: P(fake) per frame, a verdict, heatmaps.")
+                            description="Score videos or images: P(fake) per frame, a verdict (real, uncertain, "
+                                        "fake, generated segments or declared generated) and heatmaps.")
     parser.add_argument("files", metavar="FILE", nargs="+")
     parser.add_argument("--fps", type=float, default=None, help="frames sampled per second (default APATE_SAMPLE_FPS)")
     parser.add_argument("--model", default=None, metavar="NAME|PATH",

@@ -17,8 +17,10 @@ from typing import Any, Optional
 import numpy as np
 
 from .pipeline import DetectResult
+from .verdict import describe_segment, display_label, explain
 
-LABEL_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "uncertain": "#ef6c00"}
+LABEL_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "uncertain": "#ef6c00", "segments": "#ad1457",
+                 "declared": "#6a1b9a"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,14 +173,17 @@ def _fmt(value: Any) -> str:
 
 
 def _verdict_html(data: dict) -> str:
-    label = data["label"]
+    label, verdict = data["label"], data["verdict"]
     agg = data["aggregates"]
     colour = LABEL_COLOURS.get(label, "#333")
     band = data["band"]
+    segments = "".join(f"<li>{html.escape(describe_segment(s))}</li>" for s in verdict["segments"])
     return (
-        f'<div class="card"><div class="verdict" style="color:{colour}">{html.escape(label.upper())} · '
-        f'P(fake) {_fmt(data["score"])}</div>'
-        f'<div class="muted">Mean of {agg["count"]} frame scores (max {_fmt(agg["max"])}, '
+        f'<div class="card"><div class="verdict" style="color:{colour}">{html.escape(display_label(label).upper())}'
+        f' · P(fake) {_fmt(data["score"])}</div>'
+        f'<p>{html.escape(explain(verdict))}</p>'
+        + (f"<p>Generated segments:</p><ul>{segments}</ul>" if segments else "")
+        + f'<div class="muted">Mean of {agg["count"]} frame scores (max {_fmt(agg["max"])}, '
         f'top-{agg["top_k"]} mean {_fmt(agg["top_k_mean"])}). Real ≤ {band["low"]:g} &lt; uncertain &lt; '
         f'{band["high"]:g} ≤ fake.</div></div>'
     )
