@@ -303,13 +303,16 @@ def read_metadata(path: PathLike, kind: str) -> dict[str, Any]:
     Odd or undecodable values are skipped; an unreadable file gives a "Metadata note" instead of an exception.
     GPS is reported as present or not, never as coordinates.
     """
+    from .media.animated import is_animated_webp
+
     if kind not in ("image", "video"):
         raise ValueError(f"kind must be 'image' or 'video', not {kind!r}")
     path = Path(path)
     out: dict[str, Any] = {}
     try:
         out["File size (bytes)"] = path.stat().st_size
-        (_image_metadata if kind == "image" else _video_metadata)(path, out)
+        # An animated WebP is a clip that Pillow, not FFmpeg, reads: its EXIF and XMP are image metadata.
+        (_image_metadata if kind == "image" or is_animated_webp(path) else _video_metadata)(path, out)
     except Exception as exc:  # metadata is best effort: a strange file must not break an analysis
         out["Metadata note"] = f"metadata could not be fully read ({type(exc).__name__}: {_text(exc) or ''})".strip()
     return out

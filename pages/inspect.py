@@ -21,7 +21,8 @@ st.title(":material/search: Inspect")
 st.caption(
     "Apate decides what a file is from its content, not its name. "
     f"Videos: {', '.join(settings.video_containers)} (≤ {settings.max_video_mb:g} MB); "
-    f"images: {', '.join(settings.image_formats)} (≤ {settings.max_image_mb:g} MB); animated GIFs are analysed as video."
+    f"images: {', '.join(settings.image_formats)} (≤ {settings.max_image_mb:g} MB); "
+    "animated GIFs and WebPs are analysed as video."
 )
 
 uploaded = st.file_uploader("Drop a video or image", key="inspect_upload")

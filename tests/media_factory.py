@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import av
 import numpy as np
@@ -88,6 +88,16 @@ def frame_image(index: int, size: tuple[int, int] = (160, 120)) -> np.ndarray:
     # red corner marker just below the code row, on the left: shows which way the picture was turned
     img[block_h : 2 * block_h, : block_w] = (255, 0, 0)
     return img
+
+
+def make_animated_webp(path: str | Path, durations_ms: Sequence[int] = (100,) * 10,
+                       size: tuple[int, int] = (160, 120)) -> Path:
+    """A lossless animated WebP whose frame k is :func:`frame_image` (k), shown for ``durations_ms[k]``."""
+    from PIL import Image
+
+    frames = [Image.fromarray(frame_image(k, size)) for k in range(len(durations_ms))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(durations_ms), loop=0, lossless=True)
+    return Path(path)
 
 
 def _code_height(height: int) -> int:

@@ -14,7 +14,7 @@ from apate_core.detect.pipeline import (DetectParams, aggregate, analyse_many, a
 from apate_core.errors import Cancelled, InputRefused
 from apate_core.progress import CancelToken
 from apate_core.store import ResultStore
-from tests.media_factory import make_video
+from tests.media_factory import make_animated_webp, make_video, read_frame_index
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +244,13 @@ def test_shipped_model_card_summary_is_its_own_sentence():
     summary = model_summary(create_detector("apate"))
     assert summary["trained_on_summary"].startswith("Crops of 18 photos") and not summary["untrained"]
     assert "H.264" in summary["trained_on_summary"] and not summary["trained_on_summary"].endswith("…")
+
+
+def test_animated_webp_is_analysed_frame_by_frame(settings, detector, tmp_path):
+    path = make_animated_webp(tmp_path / "anim.webp", [500] * 5)
+    result = analyse_path(path, settings, detector, DetectParams(fps=2, cam=None, top_k=2))
+    assert result.data["kind"] == "video" and result.data["input"]["format"] == "webp"
+    assert result.data["input"]["duration"] == pytest.approx(2.5)
+    assert [f["time"] for f in result.frames] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+    # the animation's own frames, not its first one five times: kept (top 2) or decoded again on request
+    assert [read_frame_index(frame_view(result, k, detector)[0]) for k in range(5)] == [0, 1, 2, 3, 4]

@@ -1,4 +1,4 @@
-"""intake_file on videos: every accepted container, GIF policy, and each kind of refusal."""
+"""intake_file on videos: every accepted container, GIF and animated WebP policy, and each kind of refusal."""
 
 import shutil
 
@@ -7,7 +7,7 @@ import pytest
 from apate_core.errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 from apate_core.media.intake import intake_file
 from apate_core.settings import load_settings
-from media_factory import make_audio_only, make_video, truncate
+from media_factory import frame_image, make_animated_webp, make_audio_only, make_video, truncate
 
 CONTAINERS = ["mp4", "mov", "mkv", "webm", "avi", "flv"]
 
@@ -44,6 +44,24 @@ def test_animated_gif_is_a_video_unless_refused(tmp_path, settings):
     assert (media.kind, media.format) == ("video", "gif") and media.video.frame_count == 5
     with pytest.raises(UnsupportedMedia, match="APATE_ANIMATED_GIF=refuse"):
         intake_file(path, load_settings({}, animated_gif="refuse"))
+
+
+def test_animated_webp_is_a_video_unless_refused_and_a_still_webp_an_image(tmp_path, settings):
+    from PIL import Image
+
+    path = make_animated_webp(tmp_path / "loop.webp", [200] * 5)
+    media = intake_file(path, settings)
+    assert (media.kind, media.format) == ("video", "webp") and media.image is None
+    assert media.video.frame_count == 5 and media.video.duration == pytest.approx(1.0)
+    with pytest.raises(UnsupportedMedia, match="APATE_ANIMATED_GIF=refuse"):
+        intake_file(path, load_settings({}, animated_gif="refuse"))
+    with pytest.raises(MediaTooLarge):
+        intake_file(path, load_settings({}, max_image_pixels=100 * 100))  # the canvas, checked before decoding
+    still = tmp_path / "still.webp"
+    Image.fromarray(frame_image(2)).save(still)
+    for policy in ("video", "refuse"):
+        media = intake_file(still, load_settings({}, animated_gif=policy))
+        assert (media.kind, media.format, media.image.width) == ("image", "webp", 160)
 
 
 def test_audio_only_is_refused(tmp_path, settings):

@@ -453,3 +453,48 @@ def test_real_browser_copies(testdata, tmp_path):
         make_browser_copy(testdata / "c2pa/C-recorded-as-mov.mov", tmp_path / "mov.mp4", max_seconds=0.5), False
     )
     assert (mov.width, mov.height) == (1080, 720) and mov.fps <= 60
+
+
+# -- animated WebP (Pillow decodes it: FFmpeg has no animated-WebP decoder) -----------------------------------
+
+
+def test_animated_webp_probes_streams_and_copies_like_a_clip(tmp_path):
+    path = mf.make_animated_webp(tmp_path / "loop.webp", [1000 // FPS] * FPS, SIZE)
+    info = probe_video(path)
+    assert (info.container, info.codec, info.width, info.height, info.rotation) == ("webp", "webp", *SIZE, 0)
+    assert info.frame_count == FPS and info.duration == pytest.approx(1.0) and info.fps == pytest.approx(FPS)
+    assert not info.has_audio and info.tags == {"loop": "0"}
+    frames = list(iter_frames(path, 5, info=info))
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8]) and len(set(_indices(frames))) == 5
+    _assert_content_matches_time(frames)
+    _assert_content_matches_time(list(iter_frames(path, 2, start=0.5, max_side=80)))
+    copy = _check_browser_copy(make_browser_copy(path, tmp_path / "copy.mp4"), has_audio=False)
+    assert copy.frame_count == FPS and copy.duration == pytest.approx(1.0, abs=0.05)
+    _assert_content_matches_time(list(iter_frames(tmp_path / "copy.mp4", 5)))
+
+
+def test_animated_webp_frames_keep_their_own_durations(tmp_path):
+    # 0 ms is shown as 100 ms, as browsers do
+    path = mf.make_animated_webp(tmp_path / "hold.webp", [100, 1000, 0], SIZE)
+    info = probe_video(path)
+    assert info.duration == pytest.approx(1.2) and info.frame_count == 3
+    frames = list(iter_frames(path, 1))
+    assert [f.time for f in frames] == pytest.approx([0.0, 1.1]) and _indices(frames) == [0, 2]
+    copy = tmp_path / "hold.mp4"
+    make_browser_copy(path, copy)
+    shown = list(iter_frames(copy, 5))  # 10 fps copy: frame 1 holds from 0.1 s to 1.1 s
+    assert _indices(shown) == [0 if f.time < 0.1 else 1 if f.time < 1.1 else 2 for f in shown]
+
+
+def test_still_filtered_and_damaged_webp_are_not_clips(tmp_path):
+    from PIL import Image
+
+    still = tmp_path / "still.webp"
+    Image.fromarray(mf.frame_image(1)).save(still)
+    with pytest.raises(UnsupportedMedia, match="still WebP"):
+        probe_video(still)
+    with pytest.raises(UnsupportedMedia, match="WEBP video is not accepted"):
+        probe_video(mf.make_animated_webp(tmp_path / "a.webp", [100] * 3), containers=("mp4",))
+    cut = mf.truncate(mf.make_animated_webp(tmp_path / "b.webp", [100] * 10), 0.6, tmp_path / "cut.webp")
+    with pytest.raises(CorruptMedia):
+        probe_video(cut)

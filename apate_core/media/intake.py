@@ -9,10 +9,12 @@ from typing import Optional
 
 from ..errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 from ..settings import Settings
+from .animated import is_animated_webp
 from .images import ImageInfo, check_pixels, count_frames, decode_image
 from .sniff import sniff_file
 
 CHUNK = 1 << 20
+ANIMATED_IMAGE_FORMATS = ("gif", "webp")  # analysed as clips when animated (APATE_ANIMATED_GIF)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def _check_size(size: int, limit: int, what: str, setting: str) -> None:
 def _intake_video(path: Path, fmt: str, settings: Settings) -> object:
     from .video import probe_video
 
-    if fmt != "gif" and fmt not in settings.video_containers:
+    if fmt not in ANIMATED_IMAGE_FORMATS and fmt not in settings.video_containers:
         raise UnsupportedMedia(f"{fmt.upper()} video is not accepted", accepted=_accepted(settings))
     _check_size(path.stat().st_size, settings.max_video_bytes, "video", "APATE_MAX_VIDEO_MB")
     info = probe_video(path, max_seconds=settings.max_video_seconds)
@@ -69,16 +71,21 @@ def _intake_video(path: Path, fmt: str, settings: Settings) -> object:
     return info
 
 
-def _gif_kind(path: Path, settings: Settings) -> str:
-    """An animated GIF is a short clip (analysed frame by frame); a still GIF is not an accepted image."""
-    if count_frames(path) > 1 and settings.animated_gif == "video":
+def _animation_kind(path: Path, fmt: str, settings: Settings) -> str:
+    """An animated GIF or WebP is a short clip (analysed frame by frame) unless APATE_ANIMATED_GIF=refuse; a still
+    WebP is an image, a still GIF is not an accepted image."""
+    animated = count_frames(path) > 1 if fmt == "gif" else is_animated_webp(path)
+    if animated and settings.animated_gif == "video":
         return "video"
-    raise UnsupportedMedia(
-        "GIF files are accepted only as animations (analysed as video); this one is a still GIF"
-        if settings.animated_gif == "video"
-        else "GIF files are not accepted (APATE_ANIMATED_GIF=refuse)",
-        accepted=_accepted(settings),
-    )
+    if fmt == "webp" and not animated:
+        return "image"
+    if fmt == "webp":
+        message = "Animated WebP files are not accepted (APATE_ANIMATED_GIF=refuse)"
+    elif settings.animated_gif == "video":
+        message = "GIF files are accepted only as animations (analysed as video); this one is a still GIF"
+    else:
+        message = "GIF files are not accepted (APATE_ANIMATED_GIF=refuse)"
+    raise UnsupportedMedia(message, accepted=_accepted(settings))
 
 
 def intake_file(path: str | Path, settings: Settings, name: Optional[str] = None) -> MediaFile:
@@ -89,8 +96,8 @@ def intake_file(path: str | Path, settings: Settings, name: Optional[str] = None
         raise CorruptMedia("The file is empty (0 bytes)", accepted=_accepted(settings))
     found = sniff_file(path)
     kind, fmt = found.kind, found.format
-    if fmt == "gif":
-        kind = _gif_kind(path, settings)
+    if fmt in ANIMATED_IMAGE_FORMATS:
+        kind = _animation_kind(path, fmt, settings)
     if kind == "audio":
         raise UnsupportedMedia(f"The file is {fmt.upper()} audio with no picture", accepted=_accepted(settings))
     image_info, video_info = None, None

@@ -15,6 +15,8 @@ decoder restart, so it wins when keyframes are dense and sampling sparse; ``auto
 interval with the sampling interval (benchmarks/bench_decode.py, 1 fps sampling on 2 shared cores: seek took
 0.36-0.8x the time with 0.5 s keyframes, 0.65-1.1x at 1.5 s, ~0.8x at 2 s, 1.1-1.4x at 3 s and 2-5x with 3.6-10 s
 keyframes; real footage, heavier to decode, favours seeking a little more).
+
+Animated WebP, which FFmpeg cannot decode, comes from Pillow (:mod:`.animated`) under the same sampling rule.
 """
 
 from __future__ import annotations
@@ -109,6 +111,17 @@ def _iter_frames(path, fps, start, end, max_side, strategy, progress, cancel, in
     targets = sample_times(info.duration, fps, start, end)
     if not targets:
         return
+    picks = _webp_picks if info.container == "webp" else _ffmpeg_picks
+    for k, image, t in picks(path, info, fps, targets, max_side, strategy, cancel):
+        check_cancelled(cancel)
+        if progress is not None:
+            progress((k + 1) / len(targets), f"Frame at {t:.1f} s")
+        yield Frame(k, t, image)
+    if progress is not None:
+        progress(1.0, "Frames done")
+
+
+def _ffmpeg_picks(path, info, fps, targets, max_side, strategy, cancel) -> Iterator[tuple[int, np.ndarray, float]]:
     mode = choose_strategy(info, fps) if strategy == "auto" else strategy
     with open_video(path) as container:
         vstream = video_stream(container)
@@ -116,13 +129,16 @@ def _iter_frames(path, fps, start, end, max_side, strategy, progress, cancel, in
         clock = _Clock(vstream, info)
         walk = _sequential if mode == "sequential" else _seeking
         for k, frame, t in walk(container, vstream, targets, clock, cancel):
-            check_cancelled(cancel)
-            image = to_rgb(frame, info.rotation, max_side)
-            if progress is not None:
-                progress((k + 1) / len(targets), f"Frame at {t:.1f} s")
-            yield Frame(k, t, image)
-        if progress is not None:
-            progress(1.0, "Frames done")
+            yield k, to_rgb(frame, info.rotation, max_side), t
+
+
+def _webp_picks(path, info, fps, targets, max_side, strategy, cancel) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Animated WebP (decoded by Pillow, see media.animated): every frame in order, as ``sequential`` does."""
+    from .animated import webp_frames, webp_rgb
+
+    timed = ((t, image) for t, _, image in webp_frames(path, cancel))
+    for k, image, t in _pick(timed, targets, 1e-6):  # frame times are whole milliseconds
+        yield k, webp_rgb(image, max_side), t
 
 
 # -- timestamps ------------------------------------------------------------------------------------------------
@@ -191,21 +207,26 @@ def _decoded(container, vstream, cancel: Optional[CancelToken]) -> Decoded:
         yield from frames
 
 
+def _pick(timed: Iterator[tuple[float, object]], targets: list[float], eps: float) -> Iterator[tuple]:
+    """(k, frame, t) for each (t, frame), in time order, that is the first at or after target k (the first frame
+    always counts for t_0 = 0)."""
+    k = 0
+    first = targets[0] <= 0
+    for t, frame in timed:
+        if first or t + eps >= targets[k]:
+            first = False
+            yield k, frame, t
+            k = _next_target(targets, k, t, eps)
+            if k >= len(targets):
+                return
+
+
 def _sequential(container, vstream, targets: list[float], clock: _Clock, cancel) -> Iterator[tuple]:
     """Decode in order from the first target (seeking once when it is past the start); keep sampled frames."""
-    k = 0
     frames = _decoded(container, vstream, cancel)  # lazy: reads nothing unless used
     if targets[0] > 0:
         frames = _seek_before(container, vstream, targets[0], clock, cancel, fallback=frames)
-    first = targets[0] <= 0
-    for frame in frames:
-        t = clock(frame)
-        if first or t + clock.eps >= targets[k]:
-            first = False
-            yield k, frame, t
-            k = _next_target(targets, k, t, clock.eps)
-            if k >= len(targets):
-                return
+    yield from _pick(((clock(frame), frame) for frame in frames), targets, clock.eps)
 
 
 def _seeking(container, vstream, targets: list[float], clock: _Clock, cancel) -> Iterator[tuple]:

@@ -17,8 +17,8 @@ import av
 
 from ..errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 
-KNOWN_CONTAINERS = ("mp4", "mov", "mkv", "webm", "avi", "flv", "gif")
-ACCEPTED = "video in MP4, MOV, MKV, WebM, AVI, FLV or animated GIF"
+KNOWN_CONTAINERS = ("mp4", "mov", "mkv", "webm", "avi", "flv", "gif", "webp")
+ACCEPTED = "video in MP4, MOV, MKV, WebM, AVI, FLV, animated GIF or animated WebP"
 
 # The keyframe scan stops after this many keyframe intervals or this much media time, whichever comes first.
 SCAN_KEYFRAME_INTERVALS = 30
@@ -68,6 +68,13 @@ def probe_video(
     """
     path = Path(path)
     head = _read_head(path)
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":  # FFmpeg cannot decode animated WebP: Pillow reads it
+        from .animated import CONTAINER, probe_webp
+
+        _check_container(CONTAINER, None, containers)
+        info = probe_webp(path)
+        _check_duration(info.duration, max_seconds)
+        return info
     with open_video(path, head) as container:
         short = container_name(container.format.name, head)
         _check_container(short, container.format, containers)

@@ -1,4 +1,4 @@
-"""Browser-playable H.264 copies of any accepted video (including animated GIF), made with PyAV.
+"""Browser-playable H.264 copies of any accepted video (including animated GIF and WebP), made with PyAV.
 
 Browsers play H.264 High/yuv420p with AAC in MP4 everywhere; they ignore or mishandle rotation metadata in some
 players and cannot play yuv444p, VP9-in-MOV, MPEG-4 Part 2, FLV or GIF-as-video. So the copy is re-encoded with
@@ -79,6 +79,9 @@ def output_rate(vstream) -> Fraction:
 
 
 def _transcode(src: Path, dst: Path, info: VideoInfo, end: float, max_height, crf, progress, cancel) -> None:
+    if info.container == "webp":
+        _transcode_webp(src, dst, info, end, max_height, crf, progress, cancel)
+        return
     with open_video(src) as inp, av.open(str(dst), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         vin = video_stream(inp)
         vin.thread_type = "AUTO"
@@ -98,6 +101,34 @@ def _transcode(src: Path, dst: Path, info: VideoInfo, end: float, max_height, cr
         video.finish()
         if audio is not None:
             audio.finish()
+
+
+def _transcode_webp(src: Path, dst: Path, info: VideoInfo, end: float, max_height, crf, progress, cancel) -> None:
+    """Animated WebP (decoded by Pillow, see media.animated): each frame held for its own duration, at a constant
+    rate fast enough for the shortest frame (at most 60 fps)."""
+    from .animated import read_webp_animation, webp_frames, webp_rgb
+
+    rate = min(Fraction(1 / min(read_webp_animation(src).durations)).limit_denominator(1001), MAX_FPS)
+    width, height = browser_size(info.display_width, info.display_height, max_height)
+    reporter = _Reporter(progress, end)
+    with av.open(str(dst), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream = _h264_stream(out, rate, (width, height), crf)
+        tick = 0  # next output frame number
+        for start, stop, image in webp_frames(src, cancel):
+            if start >= end:
+                break
+            until = max(round(min(stop, end) * rate), 1)  # the output ticks before this one show this frame
+            if tick >= until:
+                continue  # shorter than one tick: dropped, as at any constant frame rate
+            picture = av.VideoFrame.from_ndarray(webp_rgb(image), format="rgb24").reformat(
+                width=width, height=height, format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
+                interpolation="AREA")
+            while tick < until:
+                picture.pts, picture.time_base = tick, 1 / rate
+                out.mux(stream.encode(picture))
+                tick += 1
+            reporter.report(start)
+        out.mux(stream.encode(None))
 
 
 class _Reporter:
@@ -123,6 +154,20 @@ def _decode(stream, packet) -> list:
         return []
 
 
+def _h264_stream(out, rate: Fraction, size: tuple[int, int], crf: int, src_ctx=None):
+    """libx264 yuv420p, limited range; colour tags BT.709 for RGB sources (``src_ctx`` None: converted with that
+    matrix), the source's own for YUV ones."""
+    stream = out.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": str(crf)})
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    ctx = stream.codec_context
+    ctx.color_range = _LIMITED_RANGE
+    rgb = src_ctx is None or src_ctx.pix_fmt is None or not src_ctx.pix_fmt.startswith(("yuv", "nv", "p0"))
+    for name in ("colorspace", "color_primaries", "color_trc"):
+        setattr(ctx, name, _BT709 if rgb else getattr(src_ctx, name))
+    return stream
+
+
 class _VideoTrack:
     """Decoded frames -> rotate + scale + yuv420p (an FFmpeg filter graph) -> constant frame rate -> libx264."""
 
@@ -130,10 +175,7 @@ class _VideoTrack:
         self.vin, self.info, self.end = vin, info, end
         self.rate = output_rate(vin)
         self.size = browser_size(info.display_width, info.display_height, max_height)
-        self.stream = out.add_stream("libx264", rate=self.rate, options={"preset": "veryfast", "crf": str(crf)})
-        self.stream.width, self.stream.height = self.size
-        self.stream.pix_fmt = "yuv420p"
-        self._tag_colors(vin.codec_context)
+        self.stream = _h264_stream(out, self.rate, self.size, crf, vin.codec_context)
         self.out = out
         self.graph = None
         self.graph_key = None
@@ -142,14 +184,6 @@ class _VideoTrack:
         self.tick = 0  # next output frame number
         self.time = 0.0
         self.done = False
-
-    def _tag_colors(self, src_ctx) -> None:
-        ctx = self.stream.codec_context
-        ctx.color_range = _LIMITED_RANGE
-        rgb = src_ctx.pix_fmt is None or not src_ctx.pix_fmt.startswith(("yuv", "nv", "p0"))
-        for name in ("colorspace", "color_primaries", "color_trc"):
-            value = getattr(src_ctx, name)
-            setattr(ctx, name, _BT709 if rgb else value)  # rgb sources are converted with the BT.709 matrix
 
     def take(self, packet) -> None:
         if self.done:
