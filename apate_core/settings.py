@@ -56,6 +56,10 @@ class Settings:
         "", "Live page WebRTC ICE servers as JSON (e.g. a TURN server); empty = none, which works on localhost"
     )
     testdata: str = _setting("", "Folder of shared test media; tests that need it skip when unset")
+    taef2_dir: str = _setting(
+        "", "Folder of the TAEF2 tiny autoencoder weights used to re-synthesise real photos for training; "
+        "empty = ../shared/models/taef2 beside the repository"
+    )
 
     @property
     def max_video_bytes(self) -> int:
@@ -72,6 +76,12 @@ class Settings:
     @property
     def models_path(self) -> Path:
         return Path(self.models_dir).expanduser()
+
+    @property
+    def taef2_path(self) -> Path:
+        if self.taef2_dir:
+            return Path(self.taef2_dir).expanduser()
+        return Path(__file__).resolve().parents[2] / "shared" / "models" / "taef2"
 
     def resolved_device(self) -> str:
         """The torch device name that ``device`` stands for on this machine."""
