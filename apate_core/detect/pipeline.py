@@ -42,7 +42,7 @@ from .registry import list_detectors
 from .verdict import LABELS, apply_verdict, label_for, most_severe, suspicious_segments  # noqa: F401 (re-exported)
 
 FALLBACK_DETECTOR = "resnet18"
-SHIPPED_DETECTOR = "apate"
+SHIPPED_DETECTORS = ("apate-universal", "apate")  # the first one installed is the default
 HEATMAP_MODES = ("top_k", "all")
 RESULT_VERSION = 2  # 2: labels segments/declared, data["verdict"], segments with peak and frames
 # Most full-resolution frame pixels decoded and scored together (16 frames of 1280x720, one 4K frame): the
@@ -52,7 +52,7 @@ CHUNK_PIXELS = 16 * 1280 * 720
 
 def default_detector_name() -> str:
     """Apate's shipped detector once it is registered, else an (untrained) ResNet-18. The one place this is decided."""
-    return SHIPPED_DETECTOR if SHIPPED_DETECTOR in list_detectors() else FALLBACK_DETECTOR
+    return next((name for name in SHIPPED_DETECTORS if name in list_detectors()), FALLBACK_DETECTOR)
 
 
 DEFAULT_DETECTOR = default_detector_name()

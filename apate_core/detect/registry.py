@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import InputRefused
+from .clip_vit import CLIP_MEAN, CLIP_STD
 from .models import CONFIG_FIELDS, CnnGru, Detector, DetectorConfig, TargetLayersFn
 
 Builder = Callable[[DetectorConfig], nn.Module]
@@ -194,6 +195,23 @@ def cnn_gru(config: DetectorConfig) -> nn.Module:
     return CnnGru(hidden_size=int(config.option_dict["hidden_size"]))
 
 
+@register_detector(target_layers=lambda m: [m.encoder.layers[-1].layer_norm1], token_grid=True, fixed_input=True,
+                   defaults={"input_size": 224, "resize": "center_crop", "interpolation": "bicubic",
+                             "mean": CLIP_MEAN, "std": CLIP_STD, "tile": 0})
+def clip_probe(config: DetectorConfig) -> nn.Module:
+    """Frozen CLIP ViT-B/16 image encoder (pretrained, installed by backbones.py) + a linear probe."""
+    from . import backbones
+    from .clip_vit import ClipProbe, OnnxClipEncoder
+
+    module = ClipProbe()
+    module.encoder.load_state_dict(backbones.load_state("clip_vit_b16"), strict=True)
+    module.encoder.requires_grad_(False)
+    onnx_file = backbones.original_path("clip_vit_b16")
+    if onnx_file.is_file():
+        module.fast_encoder = OnnxClipEncoder(str(onnx_file))
+    return module.eval()
+
+
 # --------------------------------------------------------------------------------------------
 # Apate's in-house fingerprint detector (apate_core/detect/training) and its shipped weights
 # --------------------------------------------------------------------------------------------
@@ -210,9 +228,13 @@ def apate_fingerprint(config: DetectorConfig) -> nn.Module:
     return FingerprintNet(width=int(config.option_dict["width"]))
 
 
+from .training.universal import SHIPPED_NAME as UNIVERSAL_NAME  # noqa: E402
+from .training.universal import shipped_weights_path as universal_weights_path  # noqa: E402
+
 # name -> local weights path (a function, so tests may point it elsewhere). create_detector(name) loads
 # the file with its model card; nothing is ever downloaded.
-SHIPPED_MODELS: dict[str, Callable[[], Path]] = {SHIPPED_NAME: shipped_weights_path}
+SHIPPED_MODELS: dict[str, Callable[[], Path]] = {SHIPPED_NAME: shipped_weights_path,
+                                                 UNIVERSAL_NAME: universal_weights_path}
 
 if shipped_weights_path().is_file():
 
@@ -226,4 +248,24 @@ if shipped_weights_path().is_file():
         module = FingerprintNet(width=int(config.option_dict["width"]))
         state, _ = read_state_dict(shipped_weights_path())
         load_state_into(module, state, source=shipped_weights_path().name)
+        return module
+
+
+def _universal_ready() -> bool:
+    from . import backbones
+
+    return universal_weights_path().is_file() and backbones.local_path("clip_vit_b16").is_file()
+
+
+if _universal_ready():
+
+    @register_detector(target_layers=lambda m: [m.encoder.layers[-1].layer_norm1], token_grid=True,
+                       fixed_input=True, name=UNIVERSAL_NAME, defaults=get_spec("clip_probe").defaults)
+    def _apate_universal(config: DetectorConfig) -> nn.Module:
+        """Apate's default detector: CLIP ViT-B/16 + the linear probe trained in-house (assets/models)."""
+        from .checkpoints import load_state_into, read_state_dict
+
+        module = clip_probe(config)
+        state, _ = read_state_dict(universal_weights_path())
+        load_state_into(module, state, source=universal_weights_path().name)
         return module

