@@ -40,6 +40,7 @@ class EmbeddingSet:
         return EmbeddingSet(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
 
     def save(self, path: Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
@@ -110,6 +111,15 @@ def embed_rows(rows: Sequence[LabelledImage], encoder: Encoder, *, views: int = 
     wanted = {(str(r.path), v) for r in rows for v in range(views)}
     keep = np.array([(p, v) in wanted for p, v in zip(result.path.tolist(), result.view.tolist())], dtype=bool)
     return result.subset(keep)
+
+
+def rows_set(rows: Sequence[LabelledImage], X: Optional[np.ndarray] = None) -> EmbeddingSet:
+    """The rows' labels and groups as an EmbeddingSet (view 0), with X (default: no features)."""
+    return EmbeddingSet(
+        X=np.zeros((len(rows), 0), np.float32) if X is None else X, y=np.array([r.label for r in rows], int),
+        family=np.array([r.family for r in rows]), source=np.array([r.source for r in rows]),
+        path=np.array([str(r.path) for r in rows]), view=np.zeros(len(rows), int),
+        steps=np.array(["none"] * len(rows)))
 
 
 def _empty() -> EmbeddingSet:

@@ -123,3 +123,40 @@ def family_rows(report: dict[str, Any], view: str = "as_is", scheme: str = "fami
 
 def describe_sources(names: Sequence[str]) -> str:
     return ", ".join(names)
+
+
+def evaluate_source(detector, settings: Settings, source: str, *, threshold: float = 0.6,
+                    cache_dir: Optional[Path] = None, progress: ProgressCallback = no_progress,
+                    cancel: Optional[CancelToken] = None) -> dict[str, Any]:
+    """A FIXED model on every file of a data source, as the files are: overall and per family (each
+    family's generated files against all the real ones). CLIP-probe models reuse cached embeddings."""
+    from .evaluate import image_logits
+    from .probe import family_table, metrics
+
+    rows = load_data_source(source, settings)
+    if detector.architecture == ARCHITECTURE:
+        cache = Path(cache_dir) / f"{source}-{ARCHITECTURE}.npz" if cache_dir else None
+        E = embed_rows(rows, detector_encoder(detector), views=1, cache=cache, progress=progress, cancel=cancel)
+        z = score_embeddings(detector, E)
+    else:  # any other detector scores the decoded files themselves
+        from .embeddings import load_rgb, rows_set
+
+        E = rows_set(rows)
+        z = np.concatenate([image_logits(detector, [load_rgb(r.path)]) for r in rows])
+    t = detector.temperature
+    return {"model": detector.name, "source": source, "temperature": t, "threshold": threshold,
+            "overall": metrics(E.y, z, t, threshold), "families": family_table(E, z, z, t, threshold),
+            "files": [{"path": str(p), "label": int(y), "family": str(f), "p_fake": float(s)}
+                      for p, y, f, s in zip(E.path, E.y, E.family, 1 / (1 + np.exp(-z / t)))]}
+
+
+def holdout_source(settings: Settings, source: str, options: UniversalOptions = UniversalOptions(), *,
+                   cache_dir: Optional[Path] = None, progress: ProgressCallback = no_progress,
+                   cancel: Optional[CancelToken] = None) -> dict[str, Any]:
+    """The recipe (not a fixed model) with whole source repositories and families held out."""
+    from ..registry import create_detector
+
+    detector = create_detector(ARCHITECTURE)
+    E = embed_sources(detector, settings, UniversalOptions(sources=(source,), views=options.views,
+                                                           seed=options.seed), cache_dir, progress, cancel)
+    return holdout_report(E, options.C, options.threshold, cancel)

@@ -1,0 +1,138 @@
+"""The universal detector's recipe: data sources, processing, held-out evaluation, training end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from apate_core.detect import backbones
+from apate_core.detect.training import probe
+from apate_core.detect.training.datasets import list_data_sources, load_data_source, read_manifest
+from apate_core.detect.training.embeddings import EmbeddingSet, embed_rows, load_rgb
+from apate_core.detect.training.processing import process
+from apate_core.errors import InputRefused
+from apate_core.settings import load_settings
+
+
+def _set(X, y, family, source) -> EmbeddingSet:
+    n = len(y)
+    return EmbeddingSet(X=np.asarray(X, np.float32), y=np.asarray(y), family=np.asarray(family),
+                        source=np.asarray(source), path=np.array([f"f{i}" for i in range(n)]),
+                        view=np.zeros(n, int), steps=np.array(["none"] * n))
+
+
+def test_source_holdout_exposes_a_probe_that_memorised_each_repository():
+    """Each repository's label is written in a dimension of its own (a style shortcut), nothing is shared:
+    fitted on everything the probe looks perfect, held out by source it is at chance."""
+    rng = np.random.default_rng(0)
+    X, y, fam, src = [], [], [], []
+    for s in range(6):
+        for label in (0, 1):
+            for _ in range(20):
+                v = rng.normal(0, 1, 16)
+                v[s] += 4.0 if label else -4.0
+                X.append(v), y.append(label), fam.append(f"fam{s}" if label else "camera"), src.append(f"repo{s}")
+    E = _set(X, y, fam, src)
+    in_sample = probe.fit_probe(E).logits(E.X)
+    held_out = probe.source_holdout_logits(E)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(E.y, in_sample) > 0.99
+    assert roc_auc_score(E.y, held_out) < 0.7
+
+
+def test_family_holdout_drops_the_family_and_its_repositories_real_files():
+    rng = np.random.default_rng(1)
+    n = 30
+    X = rng.normal(0, 1, (4 * n, 8))
+    y = np.r_[np.zeros(n), np.ones(n), np.zeros(n), np.ones(n)].astype(int)
+    X[y == 1, 0] += 3.0  # a cue shared by every family: it must survive the holdout
+    E = _set(X, y, ["camera"] * n + ["famA"] * n + ["camera"] * n + ["famB"] * n,
+             ["r1"] * (2 * n) + ["r2"] * (2 * n))
+    z = probe.family_holdout_logits(E)
+    assert np.isnan(z[E.y == 0]).all() and not np.isnan(z[E.y == 1]).any()
+    report = probe.holdout_report(E)
+    fams = report["as_is"]["family_holdout"]["families"]
+    assert set(fams) == {"famA", "famB"} and all(m["roc_auc"] > 0.9 for m in fams.values())
+
+
+def test_group_weights_balance_classes_and_shrink_big_repositories():
+    E = _set(np.zeros((13, 2)), [1] * 9 + [0] * 4, ["a"] * 8 + ["b"] + ["camera"] * 4, ["big"] * 8 + ["small"] * 5)
+    w = probe.group_weights(E)
+    assert w[E.y == 1].sum() == pytest.approx(w[E.y == 0].sum())
+    assert w[0] < w[8]  # a file of the 8-strong repository counts less than the lone one
+
+
+def test_processing_policy_is_label_blind_and_reproducible():
+    image = (np.random.default_rng(2).random((300, 400, 3)) * 255).astype(np.uint8)
+    a, steps_a = process(image, np.random.default_rng(5))
+    b, steps_b = process(image, np.random.default_rng(5))
+    assert steps_a == steps_b and np.array_equal(a, b) and a.dtype == np.uint8 and a.ndim == 3
+    seen = " ".join(process(image, np.random.default_rng(s))[1] for s in range(60))
+    assert all(codec in seen for codec in ("jpeg", "webp", "h264", "down", "grey"))
+
+
+def test_manifest_rows_and_a_missing_folder(tmp_path):
+    assert {"detect-data", "testdata-generated"} <= set(list_data_sources())
+    with pytest.raises(InputRefused, match="MANIFEST.tsv"):
+        read_manifest(tmp_path)
+    with pytest.raises(InputRefused, match="APATE_DETECT_DATA"):
+        load_data_source("detect-data", load_settings(environ={}))
+
+
+def test_load_rgb_drops_metadata_and_alpha(tmp_path):
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[..., 0] = 200
+    path = tmp_path / "a.png"
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "Steps: 20, Sampler: Euler a, Model: sd_xl_base")  # an A1111 chunk
+    Image.fromarray(rgba, "RGBA").save(path, pnginfo=info)
+    pixels = load_rgb(path)
+    assert pixels.shape == (40, 50, 3) and (pixels == 255).all()  # transparent -> white, text chunk gone
+
+
+def _tiny_corpus(root):
+    """Two repositories, each with real photos and 'generated' versions (heavily posterised and smoothed)."""
+    import skimage.data
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    lines = ["file\tlabel\tgenerator_or_camera\tfamily\tsource_repo\tsource_path\tlicence_of_repo\tnote"]
+    for r, repo in enumerate(("repoA", "repoB")):
+        for i, photo in enumerate(photos[2 * r:2 * r + 2]):
+            real = f"real/{repo}_{i}.jpg"
+            fake = f"generated/{repo}_{i}.png"
+            (root / "real").mkdir(parents=True, exist_ok=True)
+            (root / "generated").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(photo).save(root / real, quality=90)
+            Image.fromarray((photo // 64 * 64).astype(np.uint8)).resize((256, 256)).save(root / fake)
+            lines.append(f"{real}\treal\tcamera\tcamera\t{repo}\tx\tMIT\t")
+            lines.append(f"{fake}\tgenerated\ttoy\tfam{r}\t{repo}\tx\tMIT\t")
+    (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_recipe_end_to_end_on_a_tiny_corpus(tmp_path):
+    if not backbones.local_path("clip_vit_b16").is_file():
+        pytest.skip("CLIP backbone not installed; run `python -m apate_core.detect.backbones`")
+    from apate_core.detect import create_detector
+    from apate_core.detect.checkpoints import read_card
+    from apate_core.detect.training.embeddings import detector_encoder
+    from apate_core.detect.training.universal import UniversalOptions, evaluate_source, train_universal
+
+    _tiny_corpus(tmp_path / "data")
+    settings = load_settings(environ={}, detect_data=str(tmp_path / "data"))
+    weights = train_universal(settings, tmp_path / "out" / "u.safetensors", UniversalOptions(views=2),
+                              cache_dir=tmp_path / "cache")
+    card = read_card(weights)
+    assert card["architecture"] == "clip_probe" and card["backbone"]["sha256"].startswith("2d2da5e2")
+    assert card["trained_on"]["images"] == 8 and set(card["heldout"]) >= {"as_is", "processed", "temperature"}
+    assert card["temperature"] > 0
+    detector = create_detector(str(weights))
+    rows = load_data_source("detect-data", settings)
+    E = embed_rows(rows, detector_encoder(detector), views=2, cache=tmp_path / "cache" / "detect-data-clip_probe.npz")
+    assert len(E) == 16  # all from the cache, nothing embedded twice
+    report = evaluate_source(detector, settings, "detect-data", cache_dir=tmp_path / "cache")
+    assert report["overall"]["roc_auc"] > 0.9  # fitted on these very files: it must at least separate them
+    assert set(report["families"]) == {"fam0", "fam1"}
