@@ -25,12 +25,20 @@ def astronaut() -> np.ndarray:
     return skimage.data.astronaut()
 
 
-def test_opencv_bundled_cascade_is_the_default():
+def test_mtcnn_is_the_default_when_installed_else_the_opencv_cascade(monkeypatch):
+    from apate_core.detect import faces as faces_module
+    from apate_core.detect.mtcnn import weights_installed
+
+    assert face_backend() == ("mtcnn" if weights_installed() else "haar")
+    monkeypatch.setattr(faces_module, "_mtcnn_installed", lambda: False)
     assert face_backend() == "haar"
+    with pytest.raises(InputRefused, match="MTCNN"):
+        face_backend("mtcnn")
 
 
-def test_finds_the_one_face_in_astronaut(astronaut):
-    faces = detect_faces(astronaut)
+@pytest.mark.parametrize("backend", ["auto", "haar"])
+def test_finds_the_one_face_in_astronaut(astronaut, backend):
+    faces = detect_faces(astronaut, backend=backend)
     assert len(faces) == 1
     face = faces[0]
     assert _contains(face, NOSE)
@@ -93,6 +101,7 @@ def test_auto_falls_back_to_lbp_without_opencv_cascades(monkeypatch):
     from apate_core.detect import faces as faces_module
 
     monkeypatch.setattr(faces_module, "_haar_path", lambda: None)
+    monkeypatch.setattr(faces_module, "_mtcnn_installed", lambda: False)
     assert face_backend("auto") == "lbp"
     with pytest.raises(InputRefused):
         face_backend("haar")

@@ -1,8 +1,8 @@
-"""Face-focused analysis: find faces with a cascade that ships inside an installed package, crop
-them with a margin and score each crop with a detector.
+"""Face-focused analysis: find faces, crop them with a margin and score each crop with a detector.
 
-Backends: OpenCV's bundled Haar cascade (cv2.data.haarcascades) when present, else
-scikit-image's bundled LBP cascade. Nothing is downloaded.
+Backends, in the order ``auto`` picks them: MTCNN (mtcnn.py; boxes, probabilities and five landmarks)
+when its weights are installed (``python -m apate_core.detect.backbones``), else OpenCV's bundled Haar
+cascade (cv2.data.haarcascades), else scikit-image's bundled LBP cascade. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -20,16 +20,22 @@ from ..errors import InputRefused
 from .models import MIN_SIDE_NO_RESIZE, Detector, as_rgb_uint8
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
-BACKENDS = ("auto", "haar", "lbp")
+BACKENDS = ("auto", "mtcnn", "haar", "lbp")
+MAX_SIDE = {"mtcnn": 640, "haar": 1024, "lbp": 1024}  # longest side searched (fast path for video frames)
+MTCNN_MIN_PROB = 0.9  # O-Net P(face) a face-mode box needs (MTCNN's own last-stage line is 0.7)
+
+Landmarks = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
 class FaceBox:
     """Face rectangle in pixels of the analysed image.
 
-    confidence: (0, 1) support score, n / (n + min_neighbors) with n the number of raw cascade
-    hits merged into this box (Haar); 1.0 for the LBP backend, which reports no score. It ranks
-    boxes; it is not a calibrated probability.
+    confidence: (0, 1) support score: MTCNN's O-Net P(face); n / (n + min_neighbors) with n the number
+    of raw cascade hits merged into this box (Haar); 1.0 for the LBP backend, which reports no score.
+    It ranks boxes; it is not a calibrated probability.
+    landmarks: MTCNN's five points (x, y) in image pixels: left eye, right eye, nose, left and right
+    mouth corner as seen in the image; None for the cascades.
     """
 
     x: int
@@ -37,13 +43,21 @@ class FaceBox:
     w: int
     h: int
     confidence: float
+    landmarks: Optional[Landmarks] = None
+
+    def __post_init__(self) -> None:
+        if self.landmarks is not None:  # JSON gives lists back
+            object.__setattr__(self, "landmarks", tuple((float(x), float(y)) for x, y in self.landmarks))
 
     @property
     def area(self) -> int:
         return self.w * self.h
 
     def to_dict(self) -> dict[str, Any]:
-        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h, "confidence": self.confidence}
+        out: dict[str, Any] = {"x": self.x, "y": self.y, "w": self.w, "h": self.h, "confidence": self.confidence}
+        if self.landmarks is not None:
+            out["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in self.landmarks]
+        return out
 
 
 @dataclass(frozen=True)
@@ -61,12 +75,21 @@ def _haar_path() -> Optional[str]:
     return path if path and os.path.isfile(path) else None
 
 
+def _mtcnn_installed() -> bool:
+    from .mtcnn import weights_installed
+
+    return weights_installed()
+
+
 def face_backend(requested: str = "auto") -> str:
-    """The backend that will run: 'haar' or 'lbp'."""
+    """The backend that will run: 'mtcnn', 'haar' or 'lbp'."""
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     if requested == "auto":
-        return "haar" if _haar_path() else "lbp"
+        return "mtcnn" if _mtcnn_installed() else "haar" if _haar_path() else "lbp"
+    if requested == "mtcnn" and not _mtcnn_installed():
+        raise InputRefused("MTCNN's weights are not installed",
+                           accepted="run `python -m apate_core.detect.backbones`, or backend='haar'")
     if requested == "haar" and not _haar_path():
         raise InputRefused("OpenCV's bundled Haar cascades are not installed", accepted="backend='lbp'")
     return requested
@@ -107,22 +130,42 @@ def _detect_lbp(gray: np.ndarray, min_size: int, min_neighbors: int) -> list[Fac
     return [FaceBox(int(d["c"]), int(d["r"]), int(d["width"]), int(d["height"]), 1.0) for d in found]
 
 
-def detect_faces(image: np.ndarray, *, min_size: int = 24, min_neighbors: int = 5, max_side: int = 1024,
-                 backend: str = "auto") -> list[FaceBox]:
+def _detect_mtcnn(image: np.ndarray, min_size: int, min_prob: float) -> list[FaceBox]:
+    from .mtcnn import default_mtcnn
+
+    found = default_mtcnn(min_face_size=min_size).detect(image, max_side=None)
+    height, width = image.shape[:2]
+    boxes = []
+    for (x0, y0, x1, y1), prob, points in zip(found.boxes, found.probs, found.landmarks):
+        x, y = max(0, int(round(x0))), max(0, int(round(y0)))
+        w, h = min(width, int(round(x1))) - x, min(height, int(round(y1))) - y
+        if prob >= min_prob and w > 0 and h > 0:
+            boxes.append(FaceBox(x, y, w, h, float(prob), tuple(map(tuple, points.tolist()))))
+    return boxes
+
+
+def detect_faces(image: np.ndarray, *, min_size: int = 24, min_neighbors: int = 5, max_side: Optional[int] = None,
+                 backend: str = "auto", min_prob: float = MTCNN_MIN_PROB) -> list[FaceBox]:
     """Frontal faces in an RGB uint8 image, largest first. Empty list: no face found.
 
-    Images longer than max_side are analysed downscaled (speed) and boxes mapped back.
+    Images longer than max_side (default per backend: MAX_SIDE) are analysed downscaled (speed) and
+    boxes mapped back. min_size is in analysed pixels; min_neighbors applies to the cascades,
+    min_prob (O-Net P(face)) to MTCNN.
     """
     image = as_rgb_uint8(image)
     name = face_backend(backend)
+    max_side = MAX_SIDE[name] if max_side is None else max_side
     scale = min(1.0, max_side / max(image.shape[:2]))
     small = image if scale == 1.0 else cv2.resize(
         image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
         interpolation=cv2.INTER_AREA)
     if min(small.shape[:2]) < min_size:
         return []
-    finder = _detect_haar if name == "haar" else _detect_lbp
-    boxes = [_rescale(b, 1.0 / scale, image.shape[:2]) for b in finder(_to_gray(small), min_size, min_neighbors)]
+    if name == "mtcnn":
+        found = _detect_mtcnn(small, min_size, min_prob)
+    else:
+        found = (_detect_haar if name == "haar" else _detect_lbp)(_to_gray(small), min_size, min_neighbors)
+    boxes = [_rescale(b, 1.0 / scale, image.shape[:2]) for b in found]
     return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
 
 
@@ -132,7 +175,8 @@ def _rescale(box: FaceBox, factor: float, shape: Sequence[int]) -> FaceBox:
     x, y = int(box.x * factor), int(box.y * factor)
     w = min(int(math.ceil(box.w * factor)), shape[1] - x)
     h = min(int(math.ceil(box.h * factor)), shape[0] - y)
-    return FaceBox(x, y, w, h, box.confidence)
+    points = None if box.landmarks is None else tuple((px * factor, py * factor) for px, py in box.landmarks)
+    return FaceBox(x, y, w, h, box.confidence, points)
 
 
 def crop_with_margin(image: np.ndarray, box: FaceBox, margin: float = 0.3) -> np.ndarray:
