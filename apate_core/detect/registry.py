@@ -269,3 +269,9 @@ if _universal_ready():
         state, _ = read_state_dict(universal_weights_path())
         load_state_into(module, state, source=universal_weights_path().name)
         return module
+
+
+from .training.faceswap import SHIPPED_NAME as FACESWAP_NAME  # noqa: E402
+from .training.faceswap import shipped_weights_path as faceswap_weights_path  # noqa: E402
+
+SHIPPED_MODELS[FACESWAP_NAME] = faceswap_weights_path  # face mode's face-swap head (training/faceswap.py)
