@@ -182,6 +182,11 @@ def verdict_card(result: DetectResult) -> None:
             st.markdown(f"**Model** `{model['name']}` ({model['architecture']})  \n"
                         f"**Trained on:** {model.get('trained_on_summary') or '–'}  \n"
                         f"**Metrics:** {model.get('metrics_summary') or 'none reported'}")
+            if model.get("limits"):
+                st.caption(f"**Limits:** {model['limits']}")
+            if model.get("heldout_families"):
+                with st.expander("Held-out figures per generator family"):
+                    st.dataframe(model["heldout_families"], hide_index=True)
         if model["untrained"]:
             st.warning("This model is **untrained** (random initialisation): its scores carry no meaning. "
                        "Choose a trained detector or bring a checkpoint.", icon=":material/warning:")

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import load_settings
 
     settings = load_settings()
-    options = UniversalOptions(sources=tuple(args.sources), views=args.views, C=args.C, seed=args.seed)
+    options = UniversalOptions(sources=tuple(args.sources), views=args.views, C=args.C, seed=args.seed,
+                               layers=args.layers, use_embedding=args.embedding)
     cache = Path(args.cache) if args.cache else settings.cache_path / "embeddings"
     cache.mkdir(parents=True, exist_ok=True)
     recipe = {"command": "apate train-universal " + " ".join(shlex.quote(a) for a in sys.argv[2:])}
@@ -48,14 +49,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..detect.training.universal import SHIPPED_FILE
+    from ..detect.training.probe import DEFAULT_C
+    from ..detect.training.universal import DEFAULT_LAYERS, SHIPPED_FILE
 
     default_out = f"assets/models/{SHIPPED_FILE}"
     parser = sub.add_parser("train-universal", help="train Apate's default detector (CLIP ViT-B/16 linear probe)")
     parser.add_argument("--out", default=default_out, help=f"weights path (default {default_out})")
     parser.add_argument("--sources", nargs="+", default=["detect-data"], help="data sources (default detect-data)")
     parser.add_argument("--views", type=int, default=2, help="views per image: as is + processed (default 2)")
-    parser.add_argument("--C", type=float, default=0.5, help="inverse L2 strength of the probe (default 0.5)")
+    parser.add_argument("--layers", default=DEFAULT_LAYERS,
+                        help=f"CLIP blocks (0-based) whose class tokens the probe reads (default {DEFAULT_LAYERS})")
+    parser.add_argument("--embedding", action="store_true", help="also read CLIP's projected embedding")
+    parser.add_argument("--C", type=float, default=DEFAULT_C, help=f"inverse L2 strength (default {DEFAULT_C})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default <cache dir>/embeddings)")
     parser.add_argument("--json", action="store_true", help="print JSON")

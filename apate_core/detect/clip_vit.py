@@ -13,6 +13,9 @@ that: frozen encoder, L2-normalised 512-d embedding, one linear logit.
 
 from __future__ import annotations
 
+import math
+from typing import Optional, Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -57,7 +60,7 @@ class Block(nn.Module):
 
 
 class ClipVisionEncoder(nn.Module):
-    """Image (B,3,224,224), CLIP-normalised -> projected embedding (B,512), not normalised."""
+    """Image (B,3,224,224), CLIP-normalised -> projected embedding (B,512) and chosen class tokens."""
 
     def __init__(self, width: int = WIDTH, layers: int = LAYERS, heads: int = HEADS,
                  patch: int = PATCH, image: int = IMAGE, embed: int = EMBED) -> None:
@@ -70,39 +73,73 @@ class ClipVisionEncoder(nn.Module):
         self.post_layernorm = nn.LayerNorm(width)
         self.visual_projection = nn.Linear(width, embed, bias=False)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, layers: Sequence[int] = (),
+                embedding: bool = True) -> tuple[Optional[torch.Tensor], list[torch.Tensor]]:
+        """(projected embedding (B, 512) or None without ``embedding``, class tokens (B, 768) after each
+        block in ``layers``, 0-based). Without the embedding, blocks after the last one asked are skipped."""
         x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
         cls = self.class_embedding.expand(x.shape[0], 1, -1)
         x = self.pre_layrnorm(torch.cat([cls, x], dim=1) + self.position_embedding)
-        for layer in self.layers:
+        last = len(self.layers) - 1 if embedding else max(layers, default=-1)
+        tokens = []
+        for index, layer in enumerate(self.layers[:last + 1]):
             x = layer(x)
-        return self.visual_projection(self.post_layernorm(x[:, 0]))
+            if index in layers:
+                tokens.append(x[:, 0])
+        return (self.visual_projection(self.post_layernorm(x[:, 0])) if embedding else None), tokens
 
 
 class ClipProbe(nn.Module):
-    """Frozen CLIP encoder + linear probe on the unit-length embedding: one logit per image."""
+    """Frozen CLIP encoder + linear probe: one logit per image.
 
-    def __init__(self, encoder: ClipVisionEncoder | None = None) -> None:
+    Features: the class token after each block in ``layers`` (standardised per token, as a LayerNorm
+    without affine would, and scaled to unit length), then, with ``use_embedding``, the unit-length
+    projected embedding. Middle blocks keep more of the low-level evidence than the final embedding
+    (as RINE, Koutlis & Papadopoulos 2024, found); ``layers=()`` is UniversalFakeDetect's probe.
+    """
+
+    def __init__(self, layers: Sequence[int] = (), use_embedding: bool = True,
+                 encoder: ClipVisionEncoder | None = None) -> None:
         super().__init__()
+        self.layers = tuple(int(i) for i in layers)
+        self.use_embedding = bool(use_embedding)
+        if not self.layers and not self.use_embedding:
+            raise ValueError("ClipProbe needs layers or the embedding")
         self.encoder = encoder or ClipVisionEncoder()
-        self.head = nn.Linear(EMBED, 1)
+        self.head = nn.Linear(len(self.layers) * WIDTH + (EMBED if self.use_embedding else 0), 1)
         self.fast_encoder: "OnnxClipEncoder | None" = None  # scoring without gradients on the CPU
 
     def _fast(self, pixels: torch.Tensor) -> bool:
         return self.fast_encoder is not None and pixels.device.type == "cpu"
 
-    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+    @property
+    def last_block(self) -> int:
+        """The deepest block the score depends on (where heatmaps are taken)."""
+        return LAYERS - 1 if self.use_embedding else max(self.layers)
+
+    def _encode(self, pixels: torch.Tensor, layers: Sequence[int],
+                embedding: bool = True) -> tuple[Optional[torch.Tensor], list[torch.Tensor]]:
         if self._fast(pixels) and not torch.is_grad_enabled():
-            return F.normalize(self.fast_encoder(pixels), dim=-1)
-        return F.normalize(self.encoder(pixels), dim=-1)
+            return self.fast_encoder(pixels, layers)
+        return self.encoder(pixels, layers, embedding)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        embedding, tokens = self._encode(pixels, self.layers, self.use_embedding)
+        return probe_features(embedding, tokens, self.use_embedding)
+
+    def raw_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Embedding + the class token after every block, (B, 512 + 12 * 768): what training caches,
+        so that a probe on any choice of blocks is fitted without encoding again."""
+        embedding, tokens = self._encode(pixels, range(LAYERS))
+        return torch.cat([embedding, *tokens], dim=-1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.embed(pixels))
+        logits = self.head(self.features(pixels))
         if self._fast(pixels) and torch.is_grad_enabled():
             # Heatmaps need the PyTorch port's gradients, but the score must be the one the probe was
             # trained and calibrated on (the int8 encoder's): its value, with the port's gradient.
             with torch.no_grad():
-                scored = self.head(F.normalize(self.fast_encoder(pixels), dim=-1))
+                scored = self.head(self.features(pixels))
             logits = logits + (scored - logits).detach()
         return logits
 
@@ -116,18 +153,55 @@ class ClipProbe(nn.Module):
         return self.head.load_state_dict(head, strict=strict, assign=assign)
 
 
+def probe_features(embedding: torch.Tensor, tokens: Sequence[torch.Tensor], use_embedding: bool) -> torch.Tensor:
+    parts = [F.layer_norm(t, t.shape[-1:]) / math.sqrt(t.shape[-1]) for t in tokens]
+    if use_embedding:
+        parts.append(F.normalize(embedding, dim=-1))
+    return torch.cat(parts, dim=-1)
+
+
+RAW_DIM = EMBED + LAYERS * WIDTH
+
+
+def parse_layers(text: str | Sequence[int]) -> tuple[int, ...]:
+    """ "2,3,4" (or a sequence) -> (2, 3, 4); each a block index 0..11."""
+    items = text.split(",") if isinstance(text, str) else text
+    layers = tuple(int(i) for i in items if str(i).strip() != "")
+    if any(not 0 <= i < LAYERS for i in layers):
+        raise ValueError(f"CLIP block indices must be 0..{LAYERS - 1}, got {layers}")
+    return layers
+
+
+def features_from_raw(raw: torch.Tensor, layers: Sequence[int], use_embedding: bool) -> torch.Tensor:
+    """probe_features of cached raw features (see ClipProbe.raw_features)."""
+    tokens = [raw[:, EMBED + i * WIDTH: EMBED + (i + 1) * WIDTH] for i in layers]
+    return probe_features(raw[:, :EMBED], tokens, use_embedding)
+
+
 class OnnxClipEncoder:
     """The same encoder run by onnxruntime from the verified int8 file: about 3.5x faster than the
     fp32 PyTorch port on a CPU. Its embeddings agree with the port's to cosine ~0.97 (int8
     activations), so a probe is trained and scored on ONE of the two: Apate's on this one."""
 
     def __init__(self, path: str, threads: int = 0) -> None:
+        import onnx
         import onnxruntime as ort
 
+        model = onnx.load(str(path))
+        outputs = {o.name for o in model.graph.output}
+        for name in LAYER_OUTPUTS:  # expose every block's residual stream (no extra computation)
+            if name not in outputs:
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+    def __call__(self, pixels: torch.Tensor, layers: Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
         array = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(["image_embeds"], {"pixel_values": array})[0])
+        names = ["image_embeds"] + [LAYER_OUTPUTS[i] for i in layers]
+        out = self.session.run(names, {"pixel_values": array})
+        return torch.from_numpy(out[0]), [torch.from_numpy(o[:, 0]) for o in out[1:]]
+
+
+# The residual stream after each block in the ONNX export (Hugging Face's CLIP vision model).
+LAYER_OUTPUTS = [f"/vision_model/encoder/layers.{i}/Add_1_output_0" for i in range(LAYERS - 1)] + ["onnx::Gather_1524"]

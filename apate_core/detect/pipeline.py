@@ -388,7 +388,15 @@ def model_summary(detector: Detector) -> dict[str, Any]:
             "metrics": card.get("metrics") or {}, "source": source or None,
             "date": card.get("date"), "untrained": bool(untrained),
             "trained_on_summary": _summarise_trained_on(card.get("trained_on")),
-            "metrics_summary": _summarise_metrics(card.get("metrics") or {})}
+            "metrics_summary": _summarise_metrics(card.get("metrics") or {}),
+            "limits": card.get("limits"), "heldout_families": heldout_family_rows(card)}
+
+
+def heldout_family_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per generator family, the card's figures with that family held out (files as they are)."""
+    families = (((card.get("heldout") or {}).get("as_is") or {}).get("family_holdout") or {}).get("families") or {}
+    return [{"family": name, "generated files": int(m["n_fake"]), "ROC-AUC": round(m["roc_auc"], 3),
+             "flagged": round(m["flagged_fake"], 3)} for name, m in sorted(families.items())]
 
 
 HEADLINE_METRICS = ("roc_auc", "auc", "accuracy", "average_precision", "eer", "fpr", "tpr", "false_positive_rate")

@@ -195,15 +195,24 @@ def cnn_gru(config: DetectorConfig) -> nn.Module:
     return CnnGru(hidden_size=int(config.option_dict["hidden_size"]))
 
 
-@register_detector(target_layers=lambda m: [m.encoder.layers[-1].layer_norm1], token_grid=True, fixed_input=True,
-                   defaults={"input_size": 224, "resize": "center_crop", "interpolation": "bicubic",
-                             "mean": CLIP_MEAN, "std": CLIP_STD, "tile": 0})
-def clip_probe(config: DetectorConfig) -> nn.Module:
-    """Frozen CLIP ViT-B/16 image encoder (pretrained, installed by backbones.py) + a linear probe."""
-    from . import backbones
-    from .clip_vit import ClipProbe, OnnxClipEncoder
+CLIP_DEFAULTS = {"input_size": 224, "resize": "center_crop", "interpolation": "bicubic", "mean": CLIP_MEAN,
+                 "std": CLIP_STD, "tile": 0}
 
-    module = ClipProbe()
+
+def _clip_target(module: nn.Module) -> list[nn.Module]:
+    return [module.encoder.layers[module.last_block].layer_norm1]
+
+
+@register_detector(target_layers=_clip_target, token_grid=True, fixed_input=True,
+                   defaults=CLIP_DEFAULTS, options={"layers": "", "use_embedding": True})
+def clip_probe(config: DetectorConfig) -> nn.Module:
+    """Frozen CLIP ViT-B/16 image encoder (pretrained, installed by backbones.py) + a linear probe on
+    the embedding and/or the class tokens of chosen blocks (option layers: "2,3,4", 0-based)."""
+    from . import backbones
+    from .clip_vit import ClipProbe, OnnxClipEncoder, parse_layers
+
+    opts = config.option_dict
+    module = ClipProbe(layers=parse_layers(opts["layers"]), use_embedding=bool(opts["use_embedding"]))
     module.encoder.load_state_dict(backbones.load_state("clip_vit_b16"), strict=True)
     module.encoder.requires_grad_(False)
     onnx_file = backbones.original_path("clip_vit_b16")
@@ -259,19 +268,10 @@ def _universal_ready() -> bool:
 
 if _universal_ready():
 
-    @register_detector(target_layers=lambda m: [m.encoder.layers[-1].layer_norm1], token_grid=True,
-                       fixed_input=True, name=UNIVERSAL_NAME, defaults=get_spec("clip_probe").defaults)
+    @register_detector(target_layers=_clip_target, token_grid=True, fixed_input=True, name=UNIVERSAL_NAME,
+                       defaults=CLIP_DEFAULTS)
     def _apate_universal(config: DetectorConfig) -> nn.Module:
         """Apate's default detector: CLIP ViT-B/16 + the linear probe trained in-house (assets/models)."""
-        from .checkpoints import load_state_into, read_state_dict
+        from .checkpoints import load_detector
 
-        module = clip_probe(config)
-        state, _ = read_state_dict(universal_weights_path())
-        load_state_into(module, state, source=universal_weights_path().name)
-        return module
-
-
-from .training.faceswap import SHIPPED_NAME as FACESWAP_NAME  # noqa: E402
-from .training.faceswap import shipped_weights_path as faceswap_weights_path  # noqa: E402
-
-SHIPPED_MODELS[FACESWAP_NAME] = faceswap_weights_path  # face mode's face-swap head (training/faceswap.py)
+        return load_detector(universal_weights_path()).module

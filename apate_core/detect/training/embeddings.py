@@ -129,10 +129,11 @@ def _empty() -> EmbeddingSet:
 
 
 def detector_encoder(detector, batch: int = 16) -> Encoder:
-    """Embeddings of a ClipProbe detector: its own preprocessing, its scoring encoder."""
+    """Raw features of a ClipProbe detector (embedding + every block's class token): its own
+    preprocessing, its scoring encoder."""
     def encode(images: Sequence[np.ndarray]) -> np.ndarray:
         with torch.no_grad():
             pixels = detector.preprocess(list(images))
-            return detector.module.embed(pixels).cpu().numpy()
+            return detector.module.raw_features(pixels).cpu().numpy()
 
     return encode

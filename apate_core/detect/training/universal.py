@@ -30,12 +30,15 @@ from .probe import DEFAULT_C, fit_probe, holdout_report
 ARCHITECTURE = "clip_probe"
 SHIPPED_NAME = "apate-universal"
 SHIPPED_FILE = "apate-universal.safetensors"
+DEFAULT_LAYERS = "2,3,4,5,6,7,8"  # blocks 3-9 of 12: best with sources held out (assets/models/README.md)
 
 
 @dataclass(frozen=True)
 class UniversalOptions:
     sources: tuple[str, ...] = ("detect-data",)
     views: int = 2
+    layers: str = DEFAULT_LAYERS  # CLIP blocks whose class tokens the probe reads (0-based)
+    use_embedding: bool = False
     C: float = DEFAULT_C
     seed: int = 0
     threshold: float = 0.6  # the verdict's "fake" line (DetectParams band high)
@@ -57,6 +60,16 @@ def embed_sources(detector, settings: Settings, options: UniversalOptions, cache
     return EmbeddingSet.concat(parts)
 
 
+def probe_view(E: EmbeddingSet, layers: str, use_embedding: bool) -> EmbeddingSet:
+    """E with its raw features replaced by what a probe on ``layers`` (+ embedding) reads."""
+    from dataclasses import replace
+
+    from ..clip_vit import features_from_raw, parse_layers
+
+    X = features_from_raw(torch.from_numpy(E.X), parse_layers(layers), use_embedding).numpy()
+    return replace(E, X=X)
+
+
 def install_probe(detector, E: EmbeddingSet, C: float) -> None:
     probe = fit_probe(E, C)
     with torch.no_grad():
@@ -71,8 +84,9 @@ def train_universal(settings: Settings, out: Path, options: UniversalOptions = U
     from ..checkpoints import save_detector
     from ..registry import create_detector
 
-    detector = create_detector(ARCHITECTURE)
-    E = embed_sources(detector, settings, options, cache_dir, progress, cancel)
+    detector = create_detector(ARCHITECTURE, layers=options.layers, use_embedding=options.use_embedding)
+    E = probe_view(embed_sources(detector, settings, options, cache_dir, progress, cancel),
+                   options.layers, options.use_embedding)
     progress(0.95, "held-out evaluation")
     report = holdout_report(E, options.C, options.threshold, cancel)
     install_probe(detector, E, options.C)
@@ -108,8 +122,12 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_embeddings(detector, E: EmbeddingSet) -> np.ndarray:
+    """The detector's logits for raw cached features (its probe's blocks picked out of them)."""
+    from ..clip_vit import features_from_raw
+
     with torch.no_grad():
-        return detector.module.head(torch.from_numpy(E.X)).squeeze(1).numpy().astype(np.float64)
+        X = features_from_raw(torch.from_numpy(E.X), detector.module.layers, detector.module.use_embedding)
+        return detector.module.head(X).squeeze(1).numpy().astype(np.float64)
 
 
 def family_rows(report: dict[str, Any], view: str = "as_is", scheme: str = "family_holdout") -> list[list[str]]:
@@ -159,4 +177,34 @@ def holdout_source(settings: Settings, source: str, options: UniversalOptions = 
     detector = create_detector(ARCHITECTURE)
     E = embed_sources(detector, settings, UniversalOptions(sources=(source,), views=options.views,
                                                            seed=options.seed), cache_dir, progress, cancel)
-    return holdout_report(E, options.C, options.threshold, cancel)
+    return holdout_report(probe_view(E, options.layers, options.use_embedding), options.C, options.threshold, cancel)
+
+
+_COLUMNS = ("n_real", "n_fake", "roc_auc", "ap", "tpr_at_5pct_fpr", "flagged_fake", "flagged_real", "ece")
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], first: str = "family") -> str:
+    head = f"| {first} | " + " | ".join(_COLUMNS) + " |"
+    lines = [head, "|" + " --- |" * (len(_COLUMNS) + 1)]
+    for name, m in rows.items():
+        cells = [str(int(m[c])) if c.startswith("n_") else f"{m[c]:.3f}" for c in _COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_tables(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, Markdown table) pairs for a fixed-model report or a held-out recipe report."""
+    if "overall" in report:
+        rows = {"all": report["overall"], **report["families"]}
+        return [(f"{report['model']} on {report['source']} (T={report['temperature']:.3f}, "
+                 f"flagged at P(fake) >= {report['threshold']})", markdown_table(rows))]
+    tables = []
+    for view in ("as_is", "processed"):
+        for scheme, what in (("source_holdout", "whole source repositories held out"),
+                             ("family_holdout", "whole generator families held out")):
+            part = report.get(view, {}).get(scheme)
+            if part:
+                rows = {"all": part["overall"], **part["families"]}
+                tables.append((f"{what}; files {'as they are' if view == 'as_is' else 'processed'} "
+                               f"(T={report['temperature']:.3f})", markdown_table(rows)))
+    return tables
