@@ -183,7 +183,9 @@ class OnnxClipEncoder:
     fp32 PyTorch port on a CPU. Its embeddings agree with the port's to cosine ~0.97 (int8
     activations), so a probe is trained and scored on ONE of the two: Apate's on this one."""
 
-    def __init__(self, path: str, threads: int = 0) -> None:
+    def __init__(self, path: str, threads: int = 0, last_block: Optional[int] = None) -> None:
+        """last_block: run only the graph up to that block's output (no embedding then), which saves the
+        later blocks' time when a probe reads nothing after it."""
         import onnx
         import onnxruntime as ort
 
@@ -192,15 +194,24 @@ class OnnxClipEncoder:
         for name in LAYER_OUTPUTS:  # expose every block's residual stream (no extra computation)
             if name not in outputs:
                 model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        self.last_block = LAYERS - 1 if last_block is None else int(last_block)
+        if last_block is not None:
+            keep = LAYER_OUTPUTS[: self.last_block + 1]
+            model = onnx.utils.Extractor(model).extract_model(["pixel_values"], keep)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.outputs = {o.name for o in self.session.get_outputs()}
 
     def __call__(self, pixels: torch.Tensor, layers: Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if any(i > self.last_block for i in layers):
+            raise ValueError(f"this encoder stops after block {self.last_block}; asked for {tuple(layers)}")
         array = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
-        names = ["image_embeds"] + [LAYER_OUTPUTS[i] for i in layers]
+        embed = "image_embeds" in self.outputs
+        names = (["image_embeds"] if embed else []) + [LAYER_OUTPUTS[i] for i in layers]
         out = self.session.run(names, {"pixel_values": array})
-        return torch.from_numpy(out[0]), [torch.from_numpy(o[:, 0]) for o in out[1:]]
+        tokens = [torch.from_numpy(o[:, 0]) for o in out[int(embed):]]
+        return (torch.from_numpy(out[0]) if embed else None), tokens
 
 
 # The residual stream after each block in the ONNX export (Hugging Face's CLIP vision model).

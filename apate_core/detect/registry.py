@@ -217,7 +217,8 @@ def clip_probe(config: DetectorConfig) -> nn.Module:
     module.encoder.requires_grad_(False)
     onnx_file = backbones.original_path("clip_vit_b16")
     if onnx_file.is_file():
-        module.fast_encoder = OnnxClipEncoder(str(onnx_file))
+        module.fast_encoder = OnnxClipEncoder(str(onnx_file), last_block=None if module.use_embedding
+                                              else module.last_block)
     return module.eval()
 
 

@@ -50,12 +50,10 @@ FAKE_RGB = (214, 39, 40)
 
 
 def default_detector_name() -> str:
-    """The model the Live page and its benchmark start with (the one place they learn it)."""
-    try:
-        from apate_core.detect.pipeline import DEFAULT_DETECTOR
-    except ImportError:
-        DEFAULT_DETECTOR = "resnet18"
-    return DEFAULT_DETECTOR
+    """The model the Live page starts with: Detect's default (decided in one place, the pipeline)."""
+    from apate_core.detect.pipeline import default_detector_name as detect_default
+
+    return detect_default()
 
 
 # --------------------------------------------------------------------------------------------

@@ -229,7 +229,7 @@ def faceswap_report(E: EmbeddingSet, options: FaceSwapOptions,
     (a) SBI-only probes and (b) probes with SBI and face swaps, the face swaps' source held out."""
     from .probe import source_holdout_logits
 
-    report = holdout_report(E, options.C, options.threshold, cancel)
+    report = holdout_report(E, options.C, options.threshold, target_fpr=None, cancel=cancel)
     temperature = report["temperature"]
     z_sbi = sbi_only_logits(E, options.C, cancel)
     z_all = source_holdout_logits(E, options.C, cancel)

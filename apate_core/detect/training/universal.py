@@ -42,6 +42,7 @@ class UniversalOptions:
     C: float = DEFAULT_C
     seed: int = 0
     threshold: float = 0.6  # the verdict's "fake" line (DetectParams band high)
+    target_fpr: float = 0.05  # share of held-out real files allowed at or above it
     extra: dict = field(default_factory=dict)
 
 
@@ -70,11 +71,11 @@ def probe_view(E: EmbeddingSet, layers: str, use_embedding: bool) -> EmbeddingSe
     return replace(E, X=X)
 
 
-def install_probe(detector, E: EmbeddingSet, C: float) -> None:
+def install_probe(detector, E: EmbeddingSet, C: float, bias_shift: float = 0.0) -> None:
     probe = fit_probe(E, C)
     with torch.no_grad():
         detector.module.head.weight.copy_(torch.from_numpy(probe.weight)[None])
-        detector.module.head.bias.fill_(probe.bias)
+        detector.module.head.bias.fill_(probe.bias + bias_shift)
 
 
 def train_universal(settings: Settings, out: Path, options: UniversalOptions = UniversalOptions(), *,
@@ -88,8 +89,8 @@ def train_universal(settings: Settings, out: Path, options: UniversalOptions = U
     E = probe_view(embed_sources(detector, settings, options, cache_dir, progress, cancel),
                    options.layers, options.use_embedding)
     progress(0.95, "held-out evaluation")
-    report = holdout_report(E, options.C, options.threshold, cancel)
-    install_probe(detector, E, options.C)
+    report = holdout_report(E, options.C, options.threshold, options.target_fpr, cancel)
+    install_probe(detector, E, options.C, report["bias_shift"])
     detector.card["temperature"] = report["temperature"]
     trained_on = {
         "summary": trained_on_summary(E, options),
@@ -177,7 +178,8 @@ def holdout_source(settings: Settings, source: str, options: UniversalOptions = 
     detector = create_detector(ARCHITECTURE)
     E = embed_sources(detector, settings, UniversalOptions(sources=(source,), views=options.views,
                                                            seed=options.seed), cache_dir, progress, cancel)
-    return holdout_report(probe_view(E, options.layers, options.use_embedding), options.C, options.threshold, cancel)
+    return holdout_report(probe_view(E, options.layers, options.use_embedding), options.C, options.threshold,
+                          options.target_fpr, cancel)
 
 
 _COLUMNS = ("n_real", "n_fake", "roc_auc", "ap", "tpr_at_5pct_fpr", "flagged_fake", "flagged_real", "ece")
