@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from ..detect.checkpoints import read_card
 
     card = read_card(weights) or {}
+    if args.readme:
+        from ..detect.training.universal import render_card
+
+        Path(args.readme).write_text(render_card(card), encoding="utf-8")
     if args.json:
         print_json({"weights": str(weights), "seconds": seconds, "metrics": card.get("metrics"),
                     "temperature": card.get("temperature")})
@@ -63,5 +67,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--C", type=float, default=DEFAULT_C, help=f"inverse L2 strength (default {DEFAULT_C})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default <cache dir>/embeddings)")
+    parser.add_argument("--readme", default=None, metavar="PATH", help="also write the card as Markdown here")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)

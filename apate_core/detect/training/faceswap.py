@@ -39,6 +39,7 @@ from ...settings import Settings
 from .datasets import GENERATED, REAL, LabelledImage, load_data_source
 from .embeddings import EmbeddingSet, detector_encoder, embed_rows
 from .probe import DEFAULT_C, fit_probe, holdout_report, metrics
+from .universal import probe_view
 
 ARCHITECTURE = "clip_probe"
 SHIPPED_NAME = "apate-faceswap"
@@ -181,9 +182,9 @@ def embed_faces(detector, settings: Settings, options: FaceSwapOptions, cache_di
         rows.append(astronaut_row(directory / "originals"))
     crops, no_face = make_crops(rows, directory, options, lambda f, m: progress(0.3 * f, m), cancel)
     E = embed_rows(crops, detector_encoder(detector), views=options.views, seed=options.seed,
-                   cache=directory / f"{detector.architecture}.npz",
+                   cache=directory / f"{detector.architecture}-raw.npz",
                    progress=lambda f, m: progress(0.3 + 0.6 * f, m), cancel=cancel)
-    return E, no_face
+    return probe_view(E, "", True), no_face  # this probe reads CLIP's projected embedding
 
 
 # ------------------------------------------------------------------------------------------------
