@@ -100,7 +100,12 @@ def test_suspicious_segments_join_consecutive_frames():
 def test_default_detector_is_the_shipped_one_when_registered():
     from apate_core.detect import list_detectors
 
-    assert default_detector_name() == ("apate" if "apate" in list_detectors() else "resnet18")
+    from apate_core.detect.pipeline import SHIPPED_DETECTORS
+
+    installed = [name for name in SHIPPED_DETECTORS if name in list_detectors()]
+    assert default_detector_name() == (installed[0] if installed else "resnet18")
+    if "apate-universal" in list_detectors():
+        assert default_detector_name() == "apate-universal"
 
 
 # -- the pipeline -----------------------------------------------------------------------------------------------

@@ -71,6 +71,21 @@ def probe_view(E: EmbeddingSet, layers: str, use_embedding: bool) -> EmbeddingSe
     return replace(E, X=X)
 
 
+def full_encoder():
+    """Raw features (every block) from a whole CLIP encoder, built on the first call only: a shipped probe
+    may run a truncated graph, and a fully cached source needs no encoder at all."""
+    built = []
+
+    def encode(images):
+        if not built:
+            from ..registry import create_detector
+
+            built.append(detector_encoder(create_detector(ARCHITECTURE)))
+        return built[0](images)
+
+    return encode
+
+
 def install_probe(detector, E: EmbeddingSet, C: float, bias_shift: float = 0.0) -> None:
     probe = fit_probe(E, C)
     with torch.no_grad():
@@ -85,9 +100,11 @@ def train_universal(settings: Settings, out: Path, options: UniversalOptions = U
     from ..checkpoints import save_detector
     from ..registry import create_detector
 
-    detector = create_detector(ARCHITECTURE, layers=options.layers, use_embedding=options.use_embedding)
-    E = probe_view(embed_sources(detector, settings, options, cache_dir, progress, cancel),
+    embedder = create_detector(ARCHITECTURE)  # the whole encoder: the cache keeps every block's class token
+    E = probe_view(embed_sources(embedder, settings, options, cache_dir, progress, cancel),
                    options.layers, options.use_embedding)
+    del embedder
+    detector = create_detector(ARCHITECTURE, layers=options.layers, use_embedding=options.use_embedding)
     progress(0.95, "held-out evaluation")
     report = holdout_report(E, options.C, options.threshold, options.target_fpr, cancel)
     install_probe(detector, E, options.C, report["bias_shift"])
@@ -185,7 +202,7 @@ def evaluate_source(detector, settings: Settings, source: str, *, threshold: flo
     rows = load_data_source(source, settings)
     if detector.architecture == ARCHITECTURE:
         cache = Path(cache_dir) / f"{source}-{ARCHITECTURE}.npz" if cache_dir else None
-        E = embed_rows(rows, detector_encoder(detector), views=1, cache=cache, progress=progress, cancel=cancel)
+        E = embed_rows(rows, full_encoder(), views=1, cache=cache, progress=progress, cancel=cancel)
         z = score_embeddings(detector, E)
     else:  # any other detector scores the decoded files themselves
         from .embeddings import load_rgb, rows_set
