@@ -43,7 +43,7 @@ class Settings:
     )
     image_formats: tuple = _setting(("jpeg", "png", "webp"), "Accepted still-image formats (comma-separated)")
     animated_gif: str = _setting(
-        "video", "What an animated GIF is: `video` (analysed frame by frame) or `refuse`; a still GIF is refused"
+        "video", "What an animated GIF or WebP is: `video` (analysed frame by frame) or `refuse`; a still GIF is refused"
     )
     sample_fps: float = _setting(1.0, "Default frame sampling rate for videos, frames per second")
     device: str = _setting("auto", "Compute device: `auto` (CUDA when available), `cpu` or `cuda`")
