@@ -9,13 +9,9 @@ under ``--cache`` so a rerun only processes what is new.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-import time
-from pathlib import Path
 
 from ._output import print_json
-from .train_universal import _progress
+from ._probe_training import add_probe_arguments, run_recipe
 
 
 def _line(name: str, m: dict) -> str:
@@ -24,20 +20,11 @@ def _line(name: str, m: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detect.checkpoints import read_card
     from ..detect.training.faceswap import FaceSwapOptions, train_faceswap
-    from ..settings import load_settings
 
-    settings = load_settings()
     options = FaceSwapOptions(sources=tuple(args.sources), sbi_per_face=args.sbi_per_face, views=args.views,
                               C=args.C, seed=args.seed)
-    cache = Path(args.cache) if args.cache else settings.cache_path / "embeddings"
-    recipe = {"command": "apate train-faceswap " + " ".join(shlex.quote(a) for a in sys.argv[2:])}
-    started = time.perf_counter()
-    weights = train_faceswap(settings, Path(args.out), options, cache_dir=cache, recipe=recipe,
-                             progress=(lambda f, m: None) if args.json else _progress)
-    seconds = round(time.perf_counter() - started, 1)
-    card = read_card(weights) or {}
+    weights, seconds, card = run_recipe(args, "train-faceswap", train_faceswap, options)
     if args.json:
         print_json({"weights": str(weights), "seconds": seconds, "metrics": card.get("metrics"),
                     "temperature": card.get("temperature"), "trained_on": card.get("trained_on")})
@@ -54,14 +41,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from ..detect.training.faceswap import SHIPPED_FILE
 
-    default_out = f"assets/models/{SHIPPED_FILE}"
     parser = sub.add_parser("train-faceswap", help="train the face-swap detector (SBI + CLIP ViT-B/16 probe)")
-    parser.add_argument("--out", default=default_out, help=f"weights path (default {default_out})")
-    parser.add_argument("--sources", nargs="+", default=["detect-data"], help="data sources (default detect-data)")
+    add_probe_arguments(parser, f"assets/models/{SHIPPED_FILE}", "crop")
     parser.add_argument("--sbi-per-face", type=int, default=2, help="self-blended fakes per real face (default 2)")
-    parser.add_argument("--views", type=int, default=2, help="views per crop: as is + processed (default 2)")
-    parser.add_argument("--C", type=float, default=0.5, help="inverse L2 strength of the probe (default 0.5)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", default=None, metavar="DIR", help="crops and embeddings (default <cache dir>/embeddings)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)

@@ -23,7 +23,7 @@ from ...progress import CancelToken, check_cancelled
 from .embeddings import EmbeddingSet
 from .evaluate import binary_metrics, expected_calibration_error, fit_temperature, sigmoid
 
-DEFAULT_C = 0.5  # inverse L2 strength on unit-length 512-d embeddings; chosen on source-held-out folds
+DEFAULT_C = 0.5  # inverse L2 strength on the standardised class tokens; chosen on source-held-out folds
 
 
 @dataclass(frozen=True)
