@@ -123,7 +123,7 @@ def test_recipe_end_to_end_on_a_tiny_corpus(tmp_path):
 
     _tiny_corpus(tmp_path / "data")
     settings = load_settings(environ={}, detect_data=str(tmp_path / "data"))
-    weights = train_universal(settings, tmp_path / "out" / "u.safetensors", UniversalOptions(views=2),
+    weights = train_universal(settings, tmp_path / "out" / "u.safetensors", UniversalOptions(sources=("detect-data",), views=2),
                               cache_dir=tmp_path / "cache")
     card = read_card(weights)
     assert card["architecture"] == "clip_probe" and card["backbone"]["sha256"].startswith("2d2da5e2")
@@ -136,3 +136,46 @@ def test_recipe_end_to_end_on_a_tiny_corpus(tmp_path):
     report = evaluate_source(detector, settings, "detect-data", cache_dir=tmp_path / "cache")
     assert report["overall"]["roc_auc"] > 0.9  # fitted on these very files: it must at least separate them
     assert set(report["families"]) == {"fam0", "fam1"}
+
+
+def test_aligned_fakes_are_trained_on_but_never_scored():
+    rng = np.random.default_rng(3)
+    n = 20
+    X = rng.normal(0, 1, (5 * n, 8))
+    y = np.r_[np.zeros(n), np.ones(n), np.zeros(n), np.ones(n), np.ones(n)].astype(int)
+    X[y == 1, 0] += 3.0
+    E = _set(X, y, ["camera"] * n + ["famA"] * n + ["camera"] * n + ["famB"] * n + ["TAEF2 (aligned)"] * n,
+             ["r1"] * (2 * n) + ["r2"] * (2 * n) + ["apate/taef2"] * n)
+    assert np.isnan(probe.source_holdout_logits(E)[-n:]).all()
+    assert np.isnan(probe.family_holdout_logits(E)[-n:]).all()
+    report = probe.holdout_report(E)
+    assert report["as_is"]["source_holdout"]["overall"]["n_fake"] == 2 * n
+    assert "TAEF2 (aligned)" not in report["as_is"]["family_holdout"]["families"]
+
+
+def test_taef2_aligned_source_re_synthesises_real_photos_once(tmp_path):
+    from apate_core.detect.training import datasets
+
+    settings = load_settings(environ={}, detect_data=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
+    if not (settings.taef2_path / "taef2_decoder.pth").is_file():
+        pytest.skip(f"TAEF2 weights not found at {settings.taef2_path} (../shared/models/taef2)")
+    import skimage.data
+
+    root = tmp_path / "data"
+    (root / "real").mkdir(parents=True)
+    repo = datasets.ALIGNED_SOURCES[0]
+    lines = ["file\tlabel\tgenerator_or_camera\tfamily\tsource_repo\tsource_path\tlicence_of_repo\tnote"]
+    for i in range(datasets.ALIGNED_EVERY + 1):
+        Image.fromarray(skimage.data.astronaut()[::4, ::4]).save(root / "real" / f"p{i}.jpg", quality=92)
+        lines.append(f"real/p{i}.jpg\treal\tcamera\tcamera\t{repo}\tx\tMIT\t")
+    (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+    rows = load_data_source("detect-data-taef2", settings)
+    assert len(rows) == 2 and all(r.label == 1 and r.source.startswith("apate/") for r in rows)
+    made = load_rgb(rows[0].path)
+    original = load_rgb(root / "real" / "p0.jpg")
+    assert made.shape == original.shape and not np.array_equal(made, original)
+    psnr = 10 * np.log10(255.0 ** 2 / np.mean((made.astype(float) - original) ** 2))
+    assert 20 < psnr < 45  # the same photo, re-rendered
+    stamp = rows[0].path.stat().st_mtime_ns
+    load_data_source("detect-data-taef2", settings)
+    assert rows[0].path.stat().st_mtime_ns == stamp  # made once, then read from the cache

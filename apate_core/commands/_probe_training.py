@@ -15,11 +15,12 @@ def progress_to_stderr(fraction: float, message: str) -> None:
     print(f"[{fraction:5.1%}] {message}", file=sys.stderr, flush=True)
 
 
-def add_probe_arguments(parser: argparse.ArgumentParser, default_out: str, views_of: str) -> None:
+def add_probe_arguments(parser: argparse.ArgumentParser, default_out: str, views_of: str,
+                        sources: tuple[str, ...] = ("detect-data",)) -> None:
     from ..detect.training.probe import DEFAULT_C
 
     parser.add_argument("--out", default=default_out, help=f"weights path (default {default_out})")
-    parser.add_argument("--sources", nargs="+", default=["detect-data"], help="data sources (default detect-data)")
+    parser.add_argument("--sources", nargs="+", default=list(sources), help=f"data sources (default {' '.join(sources)})")
     parser.add_argument("--views", type=int, default=2, help=f"views per {views_of}: as is + processed (default 2)")
     parser.add_argument("--C", type=float, default=DEFAULT_C, help=f"inverse L2 strength (default {DEFAULT_C})")
     parser.add_argument("--seed", type=int, default=0)

@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..detect.training.universal import DEFAULT_LAYERS, SHIPPED_FILE
+    from ..detect.training.universal import DEFAULT_LAYERS, SHIPPED_FILE, UniversalOptions
 
     parser = sub.add_parser("train-universal", help="train Apate's default detector (CLIP ViT-B/16 linear probe)")
-    add_probe_arguments(parser, f"assets/models/{SHIPPED_FILE}", "image")
+    add_probe_arguments(parser, f"assets/models/{SHIPPED_FILE}", "image", UniversalOptions().sources)
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"CLIP blocks (0-based) whose class tokens the probe reads (default {DEFAULT_LAYERS})")
     parser.add_argument("--embedding", action="store_true", help="also read CLIP's projected embedding")

@@ -103,3 +103,48 @@ def testdata_generated(settings: Settings) -> list[LabelledImage]:
 
 def _images(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+
+
+ALIGNED_SOURCES = ("EliSchwartz/imagenet-sample-images", "CompVis/taming-transformers", "JSBundela/Spot-the-Fake-Photo")
+ALIGNED_EVERY = 4  # every fourth real photo of those repositories
+ALIGNED_SIDE = 512  # longest side the round trip runs at (TAEF2 takes seconds per image on a CPU)
+
+
+@register_data_source("detect-data-taef2")
+def detect_data_taef2(settings: Settings) -> list[LabelledImage]:
+    """Aligned fakes: camera photos of detect-data re-synthesised by TAEF2 (FLUX.2's tiny autoencoder,
+    encode -> decode, as a latent-diffusion decoder renders), made once and kept as PNG under the cache
+    directory. Same content as their real twins, so only the decoder's trace tells them apart."""
+    from .resynth import create_resynthesiser
+
+    reals = [r for r in detect_data(settings) if r.label == REAL and r.source in ALIGNED_SOURCES][::ALIGNED_EVERY]
+    folder = settings.cache_path / "resynth" / "taef2"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, missing = [], []
+    for real in reals:
+        target = folder / f"{real.path.stem}.png"
+        rows.append(LabelledImage(path=target, label=GENERATED, family="TAEF2 (aligned)", source="apate/taef2",
+                                  generator="TAEF2 round trip of a detect-data photo"))
+        if not target.is_file():
+            missing.append((real.path, target))
+    if missing:
+        with create_resynthesiser("taef2") as resynth:
+            for source_path, target in missing:
+                _write_resynthesis(resynth, source_path, target)
+    return rows
+
+
+def _write_resynthesis(resynth, source_path: Path, target: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from .embeddings import load_rgb
+
+    image = load_rgb(source_path)
+    scale = min(1.0, ALIGNED_SIDE / max(image.shape[:2]))
+    if scale < 1.0:
+        size = (max(8, round(image.shape[1] * scale)), max(8, round(image.shape[0] * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    partial = target.with_suffix(".partial.png")
+    Image.fromarray(resynth(image)).save(partial)
+    partial.replace(target)

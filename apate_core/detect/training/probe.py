@@ -59,10 +59,17 @@ def _scored(E: EmbeddingSet, train: np.ndarray, test: np.ndarray, C: float, out:
         out[test] = fit_probe(E.subset(train), C).logits(E.X[test])
 
 
+SYNTHETIC_PREFIX = "apate/"  # sources Apate made itself (aligned re-syntheses): trained on, never scored
+
+
+def synthetic(E: EmbeddingSet) -> np.ndarray:
+    return np.char.startswith(E.source.astype(str), SYNTHETIC_PREFIX)
+
+
 def source_holdout_logits(E: EmbeddingSet, C: float = DEFAULT_C,
                           cancel: Optional[CancelToken] = None) -> np.ndarray:
     out = np.full(len(E), np.nan)
-    for source in np.unique(E.source):
+    for source in np.unique(E.source[~synthetic(E)]):
         check_cancelled(cancel)
         test = E.source == source
         _scored(E, ~test, test, C, out)
@@ -73,9 +80,9 @@ def family_holdout_logits(E: EmbeddingSet, C: float = DEFAULT_C,
                           cancel: Optional[CancelToken] = None) -> np.ndarray:
     """Held-out logits of generated rows only (NaN for real rows)."""
     out = np.full(len(E), np.nan)
-    for family in np.unique(E.family[E.y == 1]):
+    for family in np.unique(E.family[(E.y == 1) & ~synthetic(E)]):
         check_cancelled(cancel)
-        test = (E.y == 1) & (E.family == family)
+        test = (E.y == 1) & (E.family == family) & ~synthetic(E)
         sources = np.unique(E.source[test])
         train = ~test & ~np.isin(E.source, sources)
         _scored(E, train, test, C, out)
@@ -127,13 +134,14 @@ def holdout_report(E: EmbeddingSet, C: float = DEFAULT_C, threshold: float = 0.6
     by_source = source_holdout_logits(E, C, cancel)
     by_family = family_holdout_logits(E, C, cancel)
     ok = ~np.isnan(by_source)
-    temperature = fit_temperature(E.y[ok], by_source[ok])
-    as_is = E.view == 0
+    temperature = fit_temperature(E.y[ok], by_source[ok])  # scored rows only: synthetic ones stay NaN
+    as_is = (E.view == 0) & ~synthetic(E)
     shift = operating_shift(E.y[as_is], by_source[as_is], temperature, threshold, target_fpr) if target_fpr else 0.0
     by_source, by_family = by_source + shift, by_family + shift
     report: dict[str, Any] = {"C": C, "temperature": temperature, "threshold": threshold, "target_fpr": target_fpr,
                               "bias_shift": shift}
-    for view_name, view_mask in (("as_is", E.view == 0), ("processed", E.view > 0)):
+    scored = ~synthetic(E)
+    for view_name, view_mask in (("as_is", (E.view == 0) & scored), ("processed", (E.view > 0) & scored)):
         if not view_mask.any():
             continue
         V = E.subset(view_mask)
