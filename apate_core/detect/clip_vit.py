@@ -160,8 +160,6 @@ def probe_features(embedding: torch.Tensor, tokens: Sequence[torch.Tensor], use_
     return torch.cat(parts, dim=-1)
 
 
-RAW_DIM = EMBED + LAYERS * WIDTH
-
 
 def parse_layers(text: str | Sequence[int]) -> tuple[int, ...]:
     """ "2,3,4" (or a sequence) -> (2, 3, 4); each a block index 0..11."""

@@ -14,13 +14,14 @@ embeddings (UniversalFakeDetect), trained on real and generated images from many
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ...errors import InputRefused
 from ...progress import CancelToken, ProgressCallback, no_progress
 from ...settings import Settings
 from .datasets import load_data_source
@@ -45,23 +46,27 @@ class UniversalOptions:
     seed: int = 0
     threshold: float = 0.6  # the verdict's "fake" line (DetectParams band high)
     target_fpr: float = 0.05  # share of held-out real files allowed at or above it
-    extra: dict = field(default_factory=dict)
 
 
 def shipped_weights_path() -> Path:
     return Path(__file__).resolve().parents[3] / "assets" / "models" / SHIPPED_FILE
 
 
-def embed_sources(detector, settings: Settings, options: UniversalOptions, cache_dir: Optional[Path] = None,
+def embed_sources(settings: Settings, options: UniversalOptions, cache_dir: Optional[Path] = None,
                   progress: ProgressCallback = no_progress, cancel: Optional[CancelToken] = None) -> EmbeddingSet:
+    """Raw features (every block) of the sources' images in options.views views, cached per source."""
+    encode = full_encoder()
     parts = []
     for name in options.sources:
         rows = load_data_source(name, settings)
         if not rows:
             continue
-        cache = Path(cache_dir) / f"{name}-{detector.architecture}.npz" if cache_dir else None
-        parts.append(embed_rows(rows, detector_encoder(detector), views=options.views, seed=options.seed,
+        cache = Path(cache_dir) / f"{name}-{ARCHITECTURE}.npz" if cache_dir else None
+        parts.append(embed_rows(rows, encode, views=options.views, seed=options.seed,
                                 cache=cache, progress=progress, cancel=cancel))
+    if not parts:
+        raise InputRefused(f"The data sources {', '.join(options.sources)} hold no images",
+                           accepted="a source with labelled images (see apate evaluate --source)")
     return EmbeddingSet.concat(parts)
 
 
@@ -104,10 +109,8 @@ def train_universal(settings: Settings, out: Path, options: UniversalOptions = U
     from ..checkpoints import save_detector
     from ..registry import create_detector
 
-    embedder = create_detector(ARCHITECTURE)  # the whole encoder: the cache keeps every block's class token
-    E = probe_view(embed_sources(embedder, settings, options, cache_dir, progress, cancel),
-                   options.layers, options.use_embedding)
-    del embedder
+    E = probe_view(embed_sources(settings, options, cache_dir, progress, cancel), options.layers,
+                   options.use_embedding)
     detector = create_detector(ARCHITECTURE, layers=options.layers, use_embedding=options.use_embedding)
     progress(0.95, "held-out evaluation")
     report = holdout_report(E, options.C, options.threshold, options.target_fpr, cancel)
@@ -169,15 +172,6 @@ def score_embeddings(detector, E: EmbeddingSet) -> np.ndarray:
         return detector.module.head(X).squeeze(1).numpy().astype(np.float64)
 
 
-def family_rows(report: dict[str, Any], view: str = "as_is", scheme: str = "family_holdout") -> list[list[str]]:
-    """Markdown-ready rows: family, n fake, ROC-AUC, AP, TPR@5%FPR, flagged, for the card and README."""
-    rows = []
-    for family, m in sorted(report.get(view, {}).get(scheme, {}).get("families", {}).items()):
-        rows.append([family, str(m["n_fake"]), f"{m['roc_auc']:.3f}", f"{m['ap']:.3f}",
-                     f"{m['tpr_at_5pct_fpr']:.2f}", f"{m['flagged_fake']:.2f}"])
-    return rows
-
-
 def render_card(card: dict[str, Any]) -> str:
     """The model card as Markdown: what it is, what it was trained on, the held-out tables, limits."""
     backbone = card.get("backbone") or {}
@@ -207,14 +201,13 @@ def evaluate_source(detector, settings: Settings, source: str, *, threshold: flo
     from .evaluate import image_logits
     from .probe import family_table, metrics
 
-    rows = load_data_source(source, settings)
     if detector.architecture == ARCHITECTURE:
-        cache = Path(cache_dir) / f"{source}-{ARCHITECTURE}.npz" if cache_dir else None
-        E = embed_rows(rows, full_encoder(), views=1, cache=cache, progress=progress, cancel=cancel)
+        E = embed_sources(settings, UniversalOptions(sources=(source,), views=1), cache_dir, progress, cancel)
         z = score_embeddings(detector, E)
     else:  # any other detector scores the decoded files themselves
         from .embeddings import load_rgb, rows_set
 
+        rows = load_data_source(source, settings)
         E = rows_set(rows)
         z = np.concatenate([image_logits(detector, [load_rgb(r.path)]) for r in rows])
     t = detector.temperature
@@ -228,11 +221,8 @@ def holdout_source(settings: Settings, source: str, options: UniversalOptions = 
                    cache_dir: Optional[Path] = None, progress: ProgressCallback = no_progress,
                    cancel: Optional[CancelToken] = None) -> dict[str, Any]:
     """The recipe (not a fixed model) with whole source repositories and families held out."""
-    from ..registry import create_detector
-
-    detector = create_detector(ARCHITECTURE)
-    E = embed_sources(detector, settings, UniversalOptions(sources=(source,), views=options.views,
-                                                           seed=options.seed), cache_dir, progress, cancel)
+    E = embed_sources(settings, UniversalOptions(sources=(source,), views=options.views, seed=options.seed),
+                      cache_dir, progress, cancel)
     return holdout_report(probe_view(E, options.layers, options.use_embedding), options.C, options.threshold,
                           options.target_fpr, cancel)
 
