@@ -120,6 +120,8 @@ def controls(settings) -> Controls:
     with right:
         random_start = st.checkbox("Random start (PGD)", True, key="protect_random_start", disabled=attack != "pgd",
                                    help="Off: start from ±0.001 noise like I-FGSM.")
+        shaping = st.checkbox("Perceptual shaping (hide the perturbation in texture)", True, key="protect_shaping",
+                              help="Less change in flat and dark areas, more in texture, moving R, G, B together.")
         robust = st.checkbox("Robust to JPEG / resize / blur (slower)", False, key="protect_robust",
                              help="Expectation over random transformations during the attack.")
         fmt = st.radio("Output format", OUTPUT_FORMATS, key="protect_format", horizontal=True,
@@ -133,7 +135,7 @@ def controls(settings) -> Controls:
         st.info(summary, icon=":material/info:")
     params = ProtectParams(attack=attack, epsilon=eps, step_size=step255 / SCALE, iterations=int(iterations),
                            random_start=random_start, targets=tuple(targets) if targets else None, robust=robust,
-                           output_format=fmt)
+                           output_format=fmt, shaping=shaping)
     return Controls(choice, params)
 
 

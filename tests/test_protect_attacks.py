@@ -15,6 +15,7 @@ from apate_core.progress import CancelToken
 from apate_core.protect import (create_attack, default_targets, fit_to_model, image_to_tensor, list_attacks,
                                 load_generator, quantize_protected)
 from apate_core.protect.attacks import AttackResult, PGDConfig
+from apate_core.protect.shaping import NO_SHAPING, Shaping, budget_map
 from apate_core.protect.transforms import gaussian_blur, jpeg_bpda, jpeg_compress
 
 SIZE = (32, 32)
@@ -47,9 +48,10 @@ def output_mse(gen, clean, other, c, size=SIZE) -> float:
         return float(F.mse_loss(gen.generate(fit_to_model(other, size), c), gen.generate(fit_to_model(clean, size), c)))
 
 
-def random_sign_noise(x: torch.Tensor, eps: float, seed: int = 1) -> torch.Tensor:
+def random_sign_noise(x: torch.Tensor, eps: float, seed: int = 1, shaping: Shaping = Shaping()) -> torch.Tensor:
+    """Independent ±1 noise per channel scaled by the attack's own budget: eps times the (default) shaping map."""
     g = torch.Generator().manual_seed(seed)
-    return (x + eps * (torch.randint(0, 2, x.shape, generator=g) * 2 - 1)).clamp(-1, 1)
+    return (x + eps * budget_map(x, shaping) * (torch.randint(0, 2, x.shape, generator=g) * 2 - 1)).clamp(-1, 1)
 
 
 def test_registry_lists_and_configures():
@@ -73,17 +75,19 @@ def test_registry_lists_and_configures():
 
 @pytest.mark.parametrize("family", sorted(SMALL))
 @pytest.mark.parametrize("name", ["fgsm", "ifgsm", "pgd"])
-def test_attack_beats_random_noise_of_same_budget(family, name):
+@pytest.mark.parametrize("shaping", [Shaping(), NO_SHAPING], ids=["shaped", "plain"])
+def test_attack_beats_random_noise_of_same_budget(family, name, shaping):
     gen = small_generator(family)
     x = smooth_image(*SIZE)
     c = default_targets(gen, 1)[0]
-    attack = create_attack(name, iterations=5) if name != "fgsm" else create_attack(name)
+    attack = create_attack(name, iterations=5, shaping=shaping) if name != "fgsm" else \
+        create_attack(name, shaping=shaping)
     result = attack.run(gen, x, [c], model_size=SIZE)
     assert isinstance(result, AttackResult) and result.protected.shape == x.shape
     assert float(result.perturbation.abs().max()) <= 0.05 + 1e-6
     assert result.protected.min() >= -1 and result.protected.max() <= 1
     attacked = output_mse(gen, x, result.protected, c)
-    noise = output_mse(gen, x, random_sign_noise(x, 0.05), c)
+    noise = output_mse(gen, x, random_sign_noise(x, 0.05, shaping=shaping), c)
     assert attacked > 1.5 * noise, (attacked, noise)
     assert result.target_losses[0] == pytest.approx(attacked, rel=1e-4)  # the composed/final image is attacked
 
@@ -97,7 +101,8 @@ def test_fgsm_and_ifgsm_escape_the_zero_gradient_trap():
         result = create_attack(name, iterations=2).run(gen, x, c, model_size=SIZE) if name == "ifgsm" else \
             create_attack(name).run(gen, x, c, model_size=SIZE)
         moved = result.perturbation.abs()
-        assert float(moved.mean()) > 0.5 * result.epsilon if name == "fgsm" else float(moved.max()) > 0.005
+        budget = float(budget_map(x, Shaping()).mean())  # the default shaping's mean fraction of epsilon
+        assert float(moved.mean()) > 0.5 * result.epsilon * budget if name == "fgsm" else float(moved.max()) > 0.005
         assert result.target_losses[0] > 0
 
 

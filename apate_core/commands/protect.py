@@ -35,7 +35,8 @@ def _choice(args, settings):
 
 def _human(result) -> None:
     print(f"generator: {result.generator.label}; model input {result.model_size[1]}x{result.model_size[0]}; "
-          f"{result.params.attack} eps={result.params.epsilon:g} ({result.params.epsilon * 127.5:.2f}/255)")
+          f"{result.params.attack} eps={result.params.epsilon:g} ({result.params.epsilon * 127.5:.2f}/255), "
+          f"shaping {'on' if result.params.shaping else 'off'}")
     for image in result.images:
         m = image.metrics
         psnr = m["quality"]["psnr"]
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     params = ProtectParams(attack=args.attack, epsilon=args.eps, step_size=args.step, iterations=args.iters,
                            random_start=not args.no_random_start, targets=tuple(args.targets) if args.targets else None,
                            robust=args.robust, output_format=args.format,
-                           with_robustness=not args.no_robustness).validate()
+                           with_robustness=not args.no_robustness, shaping=not args.no_shaping).validate()
     images = [load_image(path, settings) for path in args.images]
     choice = _choice(args, settings)
     out_dir = Path(args.out).expanduser() if args.out else None
@@ -109,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-random-start", action="store_true", help="PGD without the uniform ±eps start")
     parser.add_argument("--targets", nargs="+", metavar="NAME",
                         help="target conditions (StarGAN attributes, GANimation expressions, or all)")
+    parser.add_argument("--no-shaping", action="store_true",
+                        help="spread the full ε everywhere as independent colour noise (no perceptual shaping)")
     parser.add_argument("--robust", action="store_true",
                         help="attack through random JPEG/resize/blur (expectation over transformations)")
     parser.add_argument("--no-robustness", action="store_true", help="skip the robustness table")

@@ -41,6 +41,7 @@ from .convert import SCALE, epsilon_steps, fit_to_model, image_to_tensor, quanti
 from .generators import TranslationGenerator, default_targets, get_family, list_generators
 from .generators.ganimation import EXPRESSION_PRESETS
 from .metrics import DISRUPTION_THRESHOLD, ProtectionReport, evaluate_protection, output_distortion
+from .shaping import NO_SHAPING, Shaping
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = ROOT / "assets" / "models" / "protect"
@@ -256,6 +257,7 @@ class ProtectParams:
     output_format: str = "png"
     with_robustness: bool = True  # the robustness table (JPEG 95/75/50, resize x0.5, blur 1.5)
     seed: int = 0
+    shaping: bool = True  # perceptual shaping (shaping.py): less in flat/dark areas, luminance steps; False: plain
 
     def validate(self) -> "ProtectParams":
         attack = self.attack.lower().replace("-", "").replace("_", "")
@@ -280,7 +282,7 @@ class ProtectParams:
 
     def attack_config(self, n_targets: int) -> dict:
         config: dict[str, Any] = {"epsilon": self.epsilon, "transferable": n_targets > 1, "robust": self.robust,
-                                  "seed": self.seed}
+                                  "seed": self.seed, "shaping": Shaping() if self.shaping else NO_SHAPING}
         if self.attack != "fgsm":
             config.update(step_size=self.step_size, iterations=self.iterations)
         if self.attack == "pgd":
@@ -430,12 +432,15 @@ def decode_bytes(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB")).copy()
 
 
-def _metrics_dict(report: ProtectionReport, names: Sequence[str], epsilon: float, saved_row: Optional[dict]) -> dict:
+def _metrics_dict(report: ProtectionReport, names: Sequence[str], params: ProtectParams,
+                  saved_row: Optional[dict]) -> dict:
     def dist(d):
         return {"target": names[d.target_index], "mse": d.mse, "l1": d.l1, "l2": d.l2, "disrupted": d.disrupted}
 
+    epsilon = params.epsilon
     return {
         "epsilon": epsilon, "epsilon_8bit": epsilon * SCALE, "epsilon_steps": epsilon_steps(epsilon),
+        "shaping": params.shaping,
         "perturbation": {"l2": report.norms.l2, "linf": report.norms.linf, "linf_8bit": report.norms.linf_8bit},
         "quality": {"ssim": report.quality.ssim, "psnr": _finite(report.quality.psnr)},
         "outputs": [dist(d) for d in report.distortions],
@@ -559,7 +564,7 @@ def run_protect_job(images: Sequence[ImageInput], choice: GeneratorChoice, param
                              "disrupted_fraction": sum(d.disrupted for d in ds) / len(ds),
                              "targets": [{"target": names[d.target_index], "mse": d.mse, "l1": d.l1, "l2": d.l2,
                                           "disrupted": d.disrupted} for d in ds]}
-            metrics = _metrics_dict(evaluation, names, params.epsilon, saved_row)
+            metrics = _metrics_dict(evaluation, names, params, saved_row)
             out_o = _outputs(metric_gen, image.rgb, conditions, size)
             out_p = _outputs(metric_gen, protected, conditions, size)
             results[i] = ProtectedImage(image.name, image.sha256, image.rgb, protected, names, out_o, out_p,

@@ -1,7 +1,9 @@
 """The "Disrupting Deepfakes" attack loop (Ruiz et al. 2020), shared by FGSM, I-FGSM and PGD.
 
 Maximise MSE(G(X, c), G(x, c)) under ||X - x||_inf <= epsilon with
-X <- clip(x + clip(X + a * sign(grad) - x, -eps, eps), -1, 1). The perturbation lives at the image's own
+X <- clip(x + clip(X + a * sign(grad) - x, -eps, eps), -1, 1). Perceptual shaping (``shaping.py``, on by default)
+scales eps and a per pixel by a budget map in (0, 1] of the clean image and replaces sign(grad) by a
+channel-correlated step; ``NO_SHAPING`` gives exactly the plain loop above. The perturbation lives at the image's own
 resolution and reaches the generator through a differentiable resize, so the bound holds at full resolution.
 """
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from ...progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ..convert import fit_to_model
 from ..generators import TranslationGenerator, default_targets
+from ..shaping import Shaping, budget_map, project, shape_step
 from ..transforms import TRANSFORM_KINDS, ImageTransform, sample_eot
 
 Condition = Optional[torch.Tensor]
@@ -33,6 +36,7 @@ class AttackConfig:
     robust: bool = False  # expectation over transformations: gradients averaged over random JPEG/resize/blur
     robust_transforms: tuple[str, ...] = TRANSFORM_KINDS
     seed: Optional[int] = 0
+    shaping: Shaping = Shaping()  # where the budget goes and how steps colour; NO_SHAPING: the plain sign attack
 
     def __post_init__(self) -> None:
         if not 0.0 < self.epsilon <= 2.0:
@@ -108,13 +112,14 @@ class Attack(ABC):
         report(0.0, f"{self.name}: computing clean outputs for {len(targets)} target(s)")
         objective = _Objective(generator, x, targets, size)
         torch_rng, eot_rng = _rngs(cfg.seed)
-        X = self.project(x + self.initial_offset(x, torch_rng).to(x), x)
+        budget = budget_map(x, cfg.shaping)  # fraction of epsilon per pixel, from the clean image (ones: unshaped)
+        X = project(x + self.initial_offset(x, torch_rng).to(x) * budget, x, cfg.epsilon, budget)
         history = []
         for i in range(self.iterations):
             check_cancelled(cancel)
             transforms = sample_eot(cfg.robust_transforms, eot_rng) if cfg.robust else [ImageTransform("identity")]
             grad, loss = objective.gradient(X, transforms)
-            X = self.project(X + self.step_size * grad.sign(), x)
+            X = project(X + self.step_size * (budget * shape_step(grad, cfg.shaping)), x, cfg.epsilon, budget)
             history.append(loss)
             report((i + 1) / self.iterations, f"{self.name}: step {i + 1}/{self.iterations}, loss {loss:.4f}")
         with torch.no_grad():
@@ -131,10 +136,6 @@ class Attack(ABC):
             step = lambda f, m, i=i: report((i + f) / len(targets), f"target {i + 1}/{len(targets)}: {m}")
             results.append(self.run(generator, image, [c], progress=step, **kwargs))
         return results
-
-    def project(self, X: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        eps = self.config.epsilon
-        return torch.clamp(x + torch.clamp(X - x, -eps, eps), -1.0, 1.0).detach()
 
     def _resolve_targets(self, generator: TranslationGenerator,
                          targets: Optional[Sequence[Condition]]) -> list[Condition]:
