@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -163,8 +162,7 @@ def show_result(result: ProtectJobResult) -> None:
     c1.image(image.original, caption=f"Original · {image.original.shape[1]}×{image.original.shape[0]}")
     c2.image(image.protected, caption=f"Protected · {image.file_name}")
     c3.image(image.perturbation_image(), caption="Perturbation (amplified to the full range)")
-    split = st.slider("Before / after split (%)", 0, 100, 50, key="protect_split")
-    st.image(image.split_view(split / 100), caption=f"Original left of the seam, protected right ({split}%)")
+    ui.before_after(image, "protect_split")
     cols = st.columns(5)
     cols[0].metric("L∞ (true max)", f"{m['perturbation']['linf_8bit']:.0f}/255")
     cols[1].metric("L2 ([-1, 1] scale)", f"{m['perturbation']['l2']:.3f}")
@@ -189,11 +187,4 @@ def show_result(result: ProtectJobResult) -> None:
         st.warning(f"Saved as {image.output_format.upper()}: the file itself differs from the original by up to "
                    f"{m['saved_file']['linf_8bit']}/255 and keeps {m['saved_file']['disrupted_fraction']:.0%} "
                    "disruption.", icon=":material/warning:")
-    d1, d2, d3 = st.columns(3)
-    d1.download_button(f"Download {image.file_name}", image.encoded, file_name=image.file_name, mime=image.mime,
-                       key="protect_download", type="primary")
-    d2.download_button("Download metrics (JSON)", result.metrics_json(), key="protect_json",
-                       file_name=f"{Path(images[0].name).stem}.protect.json", mime="application/json")
-    if len(images) > 1:
-        d3.download_button(f"Download all {len(images)} (zip)", result.zip_bytes(), file_name="protected.zip",
-                           mime="application/zip", key="protect_zip")
+    ui.protect_downloads(result, image, "protect")

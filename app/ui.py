@@ -105,3 +105,21 @@ def device_label() -> str:
 
         return f"GPU: {torch.cuda.get_device_name(0)}"
     return "CPU"
+
+
+def before_after(image, key: str) -> None:
+    """A slider moving the seam between the original (left) and the protected photo (right)."""
+    split = st.slider("Before / after split (%)", 0, 100, 50, key=key)
+    st.image(image.split_view(split / 100), caption=f"Original left of the seam, protected right ({split}%)")
+
+
+def protect_downloads(result, image, prefix: str) -> None:
+    """The protected file, the job's metrics as JSON and, for a batch, every file in one zip."""
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(f"Download {image.file_name}", image.encoded, file_name=image.file_name, mime=image.mime,
+                       key=f"{prefix}_download", type="primary")
+    d2.download_button("Download metrics (JSON)", result.metrics_json(), key=f"{prefix}_json",
+                       file_name=f"{Path(result.images[0].name).stem}.{prefix}.json", mime="application/json")
+    if len(result.images) > 1:
+        d3.download_button(f"Download all {len(result.images)} (zip)", result.zip_bytes(),
+                           file_name="protected.zip", mime="application/zip", key=f"{prefix}_zip")

@@ -42,6 +42,7 @@ from .generators import TranslationGenerator, default_targets, get_family, list_
 from .generators.ganimation import EXPRESSION_PRESETS
 from .metrics import DISRUPTION_THRESHOLD, ProtectionReport, evaluate_protection, output_distortion
 from .shaping import NO_SHAPING, Shaping
+from .views import MIME, SUFFIX, PairViews  # noqa: F401 - MIME, SUFFIX re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = ROOT / "assets" / "models" / "protect"
@@ -59,8 +60,6 @@ DEFAULT_TARGETS = 5  # targets attacked when none are chosen (all five StarGAN a
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 LOSSY_QUALITY = 95
 MAX_BATCH_PIXELS = 16_000_000  # full-resolution pixels attacked together in one batch
-SUFFIX = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 class InvalidProtectParams(InputRefused):
@@ -328,7 +327,7 @@ def load_image(path: str | Path, settings: Settings, name: Optional[str] = None)
 
 # --------------------------------------------------------------------------------------------- results
 @dataclass
-class ProtectedImage:
+class ProtectedImage(PairViews):
     name: str
     sha256: str
     original: np.ndarray  # (H, W, 3) uint8
@@ -340,31 +339,6 @@ class ProtectedImage:
     encoded: bytes  # the protected file in the output format
     output_format: str
     cached: bool = False
-
-    @property
-    def file_name(self) -> str:
-        return f"{Path(self.name).stem}.protected.{SUFFIX[self.output_format]}"
-
-    @property
-    def mime(self) -> str:
-        return MIME[self.output_format]
-
-    def perturbation_image(self, amplify: Optional[float] = None) -> np.ndarray:
-        """protected - original, centred on grey and stretched to the full range (or by ``amplify``)."""
-        delta = self.protected.astype(np.float32) - self.original.astype(np.float32)
-        peak = float(np.abs(delta).max()) or 1.0
-        gain = amplify if amplify is not None else 127.0 / peak
-        return np.clip(127.5 + delta * gain, 0, 255).astype(np.uint8)
-
-    def split_view(self, fraction: float) -> np.ndarray:
-        """Before/after split: original left of ``fraction`` of the width, protected right, a white seam."""
-        w = self.original.shape[1]
-        cut = int(round(min(max(fraction, 0.0), 1.0) * w))
-        out = self.protected.copy()
-        out[:, :cut] = self.original[:, :cut]
-        if 0 < cut < w:
-            out[:, max(0, cut - 1):cut + 1] = 255
-        return out
 
     def to_dict(self) -> dict:
         h, w = self.original.shape[:2]
