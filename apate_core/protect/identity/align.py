@@ -29,6 +29,7 @@ TEMPLATE_SHIFT_Y = 4.0  # pixels down, so the chin stays inside the crop
 TEMPLATE = (_ARCFACE_112 / 112.0 - 0.5) * CROP * TEMPLATE_SCALE + np.array([CROP / 2, CROP / 2 + TEMPLATE_SHIFT_Y])
 MIN_FACE_PROB = 0.90
 MIN_FACE_SIDE = 40  # pixels: smaller faces are too small to recognise, so nothing to cloak
+FACE_SEARCH_SIDE = 1280  # MTCNN searches a copy at most this large: small faces in big photos still count
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ def find_faces(rgb: np.ndarray, *, min_prob: float = MIN_FACE_PROB, min_side: fl
     """Faces of an RGB uint8 photo worth cloaking, largest first (MTCNN searched at <= max_side pixels)."""
     from ...detect import mtcnn
 
-    search = max_side if max_side is not None else mtcnn.DEFAULT_MAX_SIDE
-    found = mtcnn.detect(rgb, max_side=search)
+    found = mtcnn.detect(rgb, max_side=max_side or FACE_SEARCH_SIDE)
     faces = []
     for box, prob, marks in zip(found.boxes, found.probs, found.landmarks):
         face = AlignedFace(tuple(float(v) for v in box), marks.astype(np.float64), float(prob),

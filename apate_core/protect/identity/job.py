@@ -30,17 +30,20 @@ from ...store import ResultStore, make_key
 from ..convert import SCALE, epsilon_steps, image_to_tensor, quantize_protected
 from ..job import LOSSY_QUALITY, OUTPUT_FORMATS, ImageInput, InvalidProtectParams, decode_bytes, encode_image
 from ..metrics import image_quality, perturbation_norms
-from ..shaping import NO_SHAPING, Shaping
+from ..shaping import NO_SHAPING
 from ..views import PairViews
 from .align import AlignedFace, find_faces
-from .cloak import CloakConfig, cloak_faces
+from .cloak import IDENTITY_SHAPING, CloakConfig, cloak_faces
 from .descriptor import DEFAULT_WEIGHTS, MATCH_THRESHOLD, load_face_descriptor
-from .verify import CONDITIONS, FaceCheck, check_identity, descriptors, unmatched_share
+from .verify import CONDITIONS, HEADLINE, FaceCheck, check_identity, descriptors, unmatched_share
 
 TARGET = "identity"
 TARGET_LABEL = "Identity (face recognition)"
 RECOGNISER = "face-api.js FaceRecognitionNet (dlib ResNet, 128-d), ported to PyTorch"
-FACE_SEARCH_SIDE = 1280  # MTCNN searches a copy at most this large: small faces in big photos still count
+# The automatic budget: the smallest of these (in /255) that takes every face to GOAL_DISTANCE.
+AUTO_BUDGETS_255 = (4, 5, 6, 8)
+GOAL_DISTANCE = 0.68  # in float, before 8-bit rounding and re-detection: a margin over MATCH_THRESHOLD
+SSIM_FLOOR = 0.95  # the automatic budget stops climbing where the photo would visibly change
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,9 +53,10 @@ def weights_sha256() -> str:
 
 @dataclass(frozen=True)
 class CloakParams:
-    """Identity-cloak parameters; ε on the [-1, 1] scale like every Protect budget (4/255 = 0.0314)."""
+    """Identity-cloak parameters; ε on the [-1, 1] scale like every Protect budget (4/255 = 0.0314).
+    ``epsilon=None`` (the default) tries AUTO_BUDGETS_255 in turn and keeps the first that works."""
 
-    epsilon: float = CloakConfig.epsilon
+    epsilon: Optional[float] = None
     iterations: int = CloakConfig.iterations
     eot_samples: int = CloakConfig.eot_samples
     shaping: bool = True
@@ -61,11 +65,11 @@ class CloakParams:
     seed: int = 0
 
     def validate(self) -> "CloakParams":
+        eps = self.budgets[-1]
         checks = [
-            (math.isfinite(self.epsilon) and 0 < self.epsilon <= 0.25, f"Invalid epsilon {self.epsilon:g}",
+            (math.isfinite(eps) and 0 < eps <= 0.25, f"Invalid epsilon {eps:g}",
              "0 < eps <= 0.25 on the [-1, 1] scale (4/255 = 0.0314)"),
-            (self.epsilon * SCALE >= 1, f"Epsilon {self.epsilon:g} is less than one 8-bit step",
-             f"eps >= {1 / SCALE:.4f} (1/255)"),
+            (eps * SCALE >= 1, f"Epsilon {eps:g} is less than one 8-bit step", f"eps >= {1 / SCALE:.4f} (1/255)"),
             (1 <= int(self.iterations) <= 500 and int(self.iterations) == self.iterations,
              f"Invalid number of iterations {self.iterations}", "a whole number from 1 to 500"),
             (1 <= int(self.eot_samples) <= 16, f"Invalid number of samples {self.eot_samples}", "1 to 16"),
@@ -77,9 +81,15 @@ class CloakParams:
                 raise InvalidProtectParams(problem, accepted=accepted)
         return dataclasses.replace(self, iterations=int(self.iterations), eot_samples=int(self.eot_samples))
 
-    def config(self) -> CloakConfig:
-        return CloakConfig(epsilon=self.epsilon, iterations=self.iterations, eot_samples=self.eot_samples,
-                           shaping=Shaping() if self.shaping else NO_SHAPING, seed=self.seed)
+    @property
+    def budgets(self) -> tuple[float, ...]:
+        """Budgets to try, smallest first, on the [-1, 1] scale."""
+        return (self.epsilon,) if self.epsilon is not None else tuple(b / SCALE for b in AUTO_BUDGETS_255)
+
+    def config(self, epsilon: float) -> CloakConfig:
+        shaping = IDENTITY_SHAPING if self.shaping else NO_SHAPING
+        return CloakConfig(epsilon=epsilon, iterations=self.iterations, eot_samples=self.eot_samples,
+                           shaping=shaping, seed=self.seed)
 
 
 @dataclass
@@ -129,12 +139,12 @@ class IdentityJobResult:
 
 
 def _metrics(image: ImageInput, protected: np.ndarray, faces: Sequence[AlignedFace], checks: Sequence[FaceCheck],
-             params: CloakParams, steps: int, seconds: float) -> dict:
+             params: CloakParams, epsilon: float, steps: int, seconds: float) -> dict:
     norms, quality = perturbation_norms(image.rgb, protected), image_quality(image.rgb, protected)
     conditions = list(dict.fromkeys(c.condition for c in checks))
     return {
-        "target": TARGET, "epsilon": params.epsilon, "epsilon_8bit": params.epsilon * SCALE,
-        "epsilon_steps": epsilon_steps(params.epsilon), "shaping": params.shaping,
+        "target": TARGET, "epsilon": epsilon, "epsilon_8bit": epsilon * SCALE, "epsilon_steps": epsilon_steps(epsilon),
+        "automatic_budget": params.epsilon is None, "shaping": params.shaping,
         "perturbation": {"l2": norms.l2, "linf": norms.linf, "linf_8bit": norms.linf_8bit},
         "quality": {"ssim": quality.ssim, "psnr": quality.psnr if math.isfinite(quality.psnr) else None},
         "faces": [f.to_dict() for f in faces], "match_threshold": MATCH_THRESHOLD,
@@ -156,25 +166,39 @@ def _from_store(store: Optional[ResultStore], key: str, image: ImageInput, fmt: 
                         encode_image(protected, fmt), fmt, cached=True)
 
 
+def _cloak(image: ImageInput, faces: Sequence[AlignedFace], params: CloakParams, net, report,
+           cancel: Optional[CancelToken]) -> tuple[np.ndarray, int, float]:
+    """(protected, steps, epsilon): the smallest budget that takes every face to GOAL_DISTANCE; with the
+    automatic budget, climbing stops where SSIM would fall below SSIM_FLOOR (the rung below is kept)."""
+    budgets, kept, steps = params.budgets, None, 0
+    for n, epsilon in enumerate(budgets if faces else ()):
+        step = lambda f, m, n=n: report(0.05 + 0.75 * (n + f) / len(budgets), f"{image.name}: {m}")  # noqa: E731
+        result = cloak_faces(net, image_to_tensor(image.rgb), faces, params.config(epsilon), progress=step,
+                             cancel=cancel)
+        protected, steps = quantize_protected(image.rgb, result.protected, epsilon), steps + result.iterations
+        if kept is not None and image_quality(image.rgb, protected).ssim < SSIM_FLOOR:
+            break
+        kept = (protected, steps, epsilon)
+        if min(result.distances) >= GOAL_DISTANCE:
+            break
+    return kept if kept is not None else (image.rgb, 0, budgets[0])
+
+
 def protect_identity(image: ImageInput, params: CloakParams, net, *, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelToken] = None) -> CloakedImage:
     """Find, cloak and check every face of one photo (a photo without faces comes back unchanged)."""
     report, started = progress or no_progress, time.perf_counter()
     report(0.0, f"{image.name}: finding faces")
-    faces = find_faces(image.rgb, max_side=FACE_SEARCH_SIDE)
+    faces = find_faces(image.rgb)
     check_cancelled(cancel)
-    protected, steps = image.rgb, 0
-    if faces:
-        step = lambda f, m: report(0.05 + 0.75 * f, f"{image.name}: {m}")  # noqa: E731
-        result = cloak_faces(net, image_to_tensor(image.rgb), faces, params.config(), progress=step, cancel=cancel)
-        protected, steps = quantize_protected(image.rgb, result.protected, params.epsilon), result.iterations
+    protected, steps, epsilon = _cloak(image, faces, params, net, report, cancel)
     seconds = time.perf_counter() - started
     report(0.85, f"{image.name}: checking the recogniser on the saved file")
     encoded = encode_image(protected, params.output_format)
     saved = decode_bytes(encoded) if params.output_format != "png" else protected
     conditions = CONDITIONS if params.with_robustness else CONDITIONS[:1]
     checks = check_identity(net, image.rgb, saved, faces, conditions, descriptors(net, image.rgb, faces))
-    metrics = _metrics(image, protected, faces, checks, params, steps, seconds)
+    metrics = _metrics(image, protected, faces, checks, params, epsilon, steps, seconds)
     if params.output_format != "png":
         metrics["saved_file"] = f"{params.output_format} q{LOSSY_QUALITY}: checks are on the re-compressed file"
     return CloakedImage(image.name, image.sha256, image.rgb, protected, metrics["faces"], checks, metrics,

@@ -44,7 +44,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("as saved", None), Condition("JPEG 95", _jpeg(95)), Condition("JPEG 75", _jpeg(75)),
     Condition("JPEG 50", _jpeg(50)), Condition("resized to half", _half, 0.5),
 )
-HEADLINE = ("as saved", "JPEG 75", "resized to half")  # the conditions the efficacy goals are stated for
+HEADLINE: tuple[str, ...] = ("as saved", "JPEG 75", "resized to half")  # the conditions the efficacy goals are stated for
 
 
 @dataclass(frozen=True)
