@@ -25,13 +25,45 @@ def face_counts(images: Sequence[ImageInput]) -> dict[str, int]:
     return {image.sha256: cache[image.sha256] for image in images}
 
 
+TARGETS = {"identity": identity.TARGET_LABEL,
+           "generators": "Image-translation generators (StarGAN, GANimation, CycleGAN, pix2pixHD)"}
+
+
+def target_picker(counts: dict[str, int]) -> str:
+    """Identity by default when a face is present (or nothing is uploaded yet), the generators otherwise.
+    The key follows that default, so the choice resets when the uploads change it."""
+    has_faces = not counts or any(counts.values())
+    choice = st.radio("Protect against", list(TARGETS), index=0 if has_faces else 1, format_func=TARGETS.get,
+                      key=f"protect_target_{has_faces}", horizontal=True)
+    if counts and not any(counts.values()):
+        st.info("No face found in these photos, so there is no identity to cloak. The generator targets push "
+                "image-translation models (StarGAN, GANimation, CycleGAN, pix2pixHD) to fail on a photo. What they "
+                "can and cannot do here: Apate ships in-house stand-ins trained on CPU, which learn gentle edits "
+                "that a small perturbation barely breaks (see the model note below); with released checkpoints "
+                "you bring (under APATE_MODELS_DIR) the attack is the reference one, unchanged.",
+                icon=":material/info:")
+    elif counts:
+        found = sum(counts.values())
+        st.caption(f"{found} face(s) found in {sum(1 for n in counts.values() if n)} of {len(counts)} photo(s).")
+    return choice
+
+
+def start_job(images, params: identity.CloakParams, settings, store, job_class):
+    return job_class(lambda progress, cancel: identity.run_identity_job(images, params, settings, store=store,
+                                                                          progress=progress, cancel=cancel))
+
+
 def controls(card: dict) -> identity.CloakParams:
     left, mid, right = st.columns(3)
     defaults = identity.CloakParams()
     with left:
-        eps255 = st.slider("ε (in /255)", 1.0, 16.0, float(round(defaults.epsilon * SCALE)), 1.0,
-                           key="identity_eps", help="The hard per-pixel bound of the saved file.")
-        st.caption(f"Each pixel moves by at most {int(eps255)} of 255 steps.")
+        auto = st.checkbox("Smallest budget that works", True, key="identity_auto",
+                           help=f"Tries ε = {', '.join(map(str, identity.AUTO_BUDGETS_255))}/255 in turn and keeps "
+                                f"the first that moves every face past the threshold, stopping before SSIM "
+                                f"would fall below {identity.SSIM_FLOOR}.")
+        eps255 = st.slider("ε (in /255)", 1, 16, 4, 1, key="identity_eps", disabled=auto,
+                           help="The hard per-pixel bound of the saved file.")
+        st.caption(f"Each pixel moves by at most {max(identity.AUTO_BUDGETS_255) if auto else eps255} of 255 steps.")
     with mid:
         iterations = st.number_input("Iterations", 1, 200, defaults.iterations, key="identity_iters",
                                      help="Stops early once every face is far past the match threshold.")
@@ -42,10 +74,13 @@ def controls(card: dict) -> identity.CloakParams:
         shaping = st.checkbox("Perceptual shaping (hide the perturbation in texture)", True, key="identity_shaping")
         fmt = st.radio("Output format", OUTPUT_FORMATS, key="identity_format", horizontal=True,
                        format_func=str.upper)
-    efficacy = card.get("efficacy")
+    efficacy = card.get("cloak_efficacy")
     if isinstance(efficacy, dict):
         st.info(efficacy_sentence(efficacy), icon=":material/info:")
-    return identity.CloakParams(epsilon=eps255 / SCALE, iterations=int(iterations), eot_samples=int(samples),
+    else:
+        st.caption("The cloak's efficacy has not been measured for this build (benchmarks/bench_identity_cloak.py).")
+    return identity.CloakParams(epsilon=None if auto else eps255 / SCALE, iterations=int(iterations),
+                                eot_samples=int(samples),
                                 shaping=shaping, output_format=fmt)
 
 
@@ -77,7 +112,8 @@ def show_result(result: identity.IdentityJobResult) -> None:
     """The cloak's result: views, per-face distances, the robustness table and downloads."""
     images = result.images
     st.subheader("Result")
-    st.caption(f"{identity.TARGET_LABEL} · {identity.RECOGNISER} · ε {result.params.epsilon * SCALE:g}/255 · "
+    budget = "automatic" if result.params.epsilon is None else f"{result.params.epsilon * SCALE:g}/255"
+    st.caption(f"{identity.TARGET_LABEL} · {identity.RECOGNISER} · ε {budget} · "
                f"match threshold {identity.MATCH_THRESHOLD} · {result.seconds:.1f} s")
     if len(images) > 1:
         st.dataframe(pd.DataFrame([{
@@ -98,7 +134,8 @@ def show_result(result: identity.IdentityJobResult) -> None:
     c3.image(image.perturbation_image(), caption="Perturbation (amplified to the full range)")
     ui.before_after(image, "identity_split")
     cols = st.columns(4)
-    cols[0].metric("L∞ (true max)", f"{m['perturbation']['linf_8bit']:.0f}/255")
+    cols[0].metric("L∞ (true max)", f"{m['perturbation']['linf_8bit']:.0f}/255",
+                   help=f"Budget used: {m['epsilon_8bit']:.0f}/255")
     cols[1].metric("SSIM", f"{m['quality']['ssim']:.4f}")
     cols[2].metric("PSNR", "∞" if m["quality"]["psnr"] is None else f"{m['quality']['psnr']:.2f} dB")
     cols[3].metric("Faces no longer matched", f"{image.unmatched():.0%}")

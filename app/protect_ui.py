@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
 import streamlit as st
@@ -23,15 +23,16 @@ ATTACK_LABELS = {"pgd": "PGD (random start)", "ifgsm": "I-FGSM", "fgsm": "FGSM (
 
 
 class JobRun:
-    """A protect job in a worker thread: progress, cancel and the outcome are read by the page's fragment."""
+    """A protect job in a worker thread: progress, cancel and the outcome are read by the page's fragment.
+    ``work(progress, cancel)`` is the engine call (a generator job or the identity cloak)."""
 
-    def __init__(self, images, choice, params, settings, store) -> None:
+    def __init__(self, work: Callable[[Callable[[float, str], None], CancelToken], object]) -> None:
         self.token = CancelToken()
         self.fraction, self.message = 0.0, "starting"
-        self.result: Optional[ProtectJobResult] = None
+        self.result: Optional[object] = None
         self.error: Optional[BaseException] = None
         self.done = False
-        self._args = (images, choice, params, settings, store)
+        self._work_fn = work
         self.thread = threading.Thread(target=self._work, name="apate-protect", daemon=True)
         self.thread.start()
 
@@ -39,10 +40,8 @@ class JobRun:
         self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), message
 
     def _work(self) -> None:
-        images, choice, params, settings, store = self._args
         try:
-            self.result = run_protect_job(images, choice, params, settings, store=store, progress=self._progress,
-                                          cancel=self.token)
+            self.result = self._work_fn(self._progress, self.token)
         except BaseException as exc:  # noqa: BLE001 - reported on the page
             self.error = exc
         finally:
@@ -51,6 +50,11 @@ class JobRun:
     def cancel(self) -> None:
         self.token.cancel()
         self.message = "cancelling…"
+
+
+def generator_job(images, choice, params, settings, store) -> JobRun:
+    return JobRun(lambda progress, cancel: run_protect_job(images, choice, params, settings, store=store,
+                                                           progress=progress, cancel=cancel))
 
 
 def load_uploads(uploaded, settings) -> list[ImageInput]:

@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ def photos(every: int, part: tuple[int, int]) -> list[tuple[str, Path]]:
     return found[::every][part[0]::part[1]]
 
 
-def run(every: int, part: tuple[int, int]) -> dict:
+def run(every: int, part: tuple[int, int], save: Optional[Path] = None) -> dict:
     params = identity.CloakParams()
     net = identity.load_face_descriptor()
     rows, skipped = [], 0
@@ -78,6 +79,8 @@ def run(every: int, part: tuple[int, int]) -> dict:
                          "psnr": m["quality"]["psnr"], "epsilon_8bit": round(m["epsilon_8bit"]),
                          "seconds_per_face": m["seconds_per_face"],
                          **{cond: checks[cond].to_dict() for cond in identity.HEADLINE if cond in checks}})
+        if save is not None:  # after every photo, so that a long run can be looked at (or merged) early
+            save.write_text(json.dumps({"rows": rows, "photos_without_face": skipped, "photos": n}, indent=1))
         print(f"[{n}/{len(todo)}] {path.name}: {len(result.faces)} face(s), eps {m['epsilon_8bit']:.0f}/255, "
               f"SSIM {m['quality']['ssim']:.4f}, unmatched {result.unmatched():.0%}", file=sys.stderr, flush=True)
     return {"rows": rows, "photos_without_face": skipped, "photos": len(todo)}
@@ -87,11 +90,12 @@ def share(rows: list[dict], condition: str) -> float:
     return sum(not r[condition]["matched"] for r in rows) / len(rows)
 
 
-def summary(data: dict) -> dict:
+def summary(data: dict, every: int) -> dict:
     rows = data["rows"]
     budgets = [r["epsilon_8bit"] for r in rows]
     return {
         "measured_on": datetime.date.today().isoformat(), "faces": len(rows),
+        "sample": "every photo" if every == 1 else f"every {every}th photo of the list (a systematic sample)",
         "photos": len({r["photo"] for r in rows}), "photos_without_face": data["photos_without_face"],
         "unmatched_saved": share(rows, "as saved"), "unmatched_jpeg75": share(rows, "JPEG 75"),
         "unmatched_half": share(rows, "resized to half"),
@@ -119,7 +123,7 @@ def table(data: dict, s: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--every", type=int, default=1, help="every K-th photo only (a quick look)")
+    parser.add_argument("--every", type=int, default=1, help="every K-th photo only (a systematic sample)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--write-card", action="store_true", help="store the figures in the descriptor's card")
     parser.add_argument("--part", default="0/1", help="I/N: only photos I, I+N, ... (run N processes at once)")
@@ -136,18 +140,18 @@ def main() -> int:
                 "photos": sum(p["photos"] for p in parts)}
     else:
         index, count = (int(v) for v in args.part.split("/"))
-        data = run(args.every, (index, count))
+        data = run(args.every, (index, count), Path(args.json) if args.json else None)
     if not data["rows"]:
         print("no faces found: fetch the samples (python -m apate_core.protect.identity.samples) or set "
               "APATE_DETECT_DATA / APATE_TESTDATA", file=sys.stderr)
         return 1
-    s = summary(data)
+    s = summary(data, args.every)
     print(f"# Identity cloak efficacy, {s['measured_on']} ({time.perf_counter() - started:.0f} s)\n")
     print(table(data, s) + "\n")
     print(json.dumps(s, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))
-    if args.write_card and args.every == 1 and (args.merge or args.part == "0/1"):
+    if args.write_card and (args.merge or args.part == "0/1"):
         card = json.loads(CARD.read_text())
         card["cloak_efficacy"] = s
         CARD.write_text(json.dumps(card, indent=2) + "\n")

@@ -1,40 +1,52 @@
-"""Protect: add an invisible perturbation to photos so that deepfake generators fail on them."""
+"""Protect: an invisible perturbation so that face recognition no longer matches a face (identity cloaking), or
+so that image-translation deepfake generators fail on the photo."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from apate_core.errors import ApateError, Cancelled
-from app import protect_ui, ui
+from apate_core.protect.identity.job import IdentityJobResult, card
+from app import identity_ui, protect_ui, ui
 
 settings = ui.get_settings()
 store = ui.get_store()
 
 st.title(":material/shield_lock: Protect")
 st.caption(
-    "Adds a perturbation bounded by ε per pixel, optimised at the photo's own resolution against an "
-    "image-translation generator (\"Disrupting Deepfakes\", Ruiz et al. 2020): the generator's output on the "
-    "protected photo is pushed away from its output on the original. The protected file keeps the original size. "
+    "Adds a perturbation bounded by ε per pixel, optimised at the photo's own resolution and shaped to hide in "
+    "texture. **Identity**: every face is pushed away from itself for a face recogniser, through the same "
+    "detection and alignment a scraper would run. **Generators**: the output of an image-translation model on "
+    "the protected photo is pushed away from its output on the original (\"Disrupting Deepfakes\", Ruiz et al. "
+    "2020). The protected file keeps the original size. "
     f"Images: {', '.join(settings.image_formats)}, ≤ {settings.max_image_side} px per side, "
     f"up to {settings.max_batch} per job."
 )
 
 uploaded = st.file_uploader("Drop one or more images", accept_multiple_files=True, key="protect_upload")
 images = protect_ui.load_uploads(uploaded or [], settings)
-chosen = protect_ui.controls(settings)
+target = identity_ui.target_picker(identity_ui.face_counts(images))
+if target == "identity":
+    identity_params = identity_ui.controls(card())
+else:
+    chosen = protect_ui.controls(settings)
 
 job = st.session_state.get("protect_job")
 running = job is not None and not job.done
 start = st.button(f"Protect {len(images)} image(s)" if images else "Protect", key="protect_run",
-                       type="primary", disabled=running or not images, icon=":material/shield_lock:")
+                  type="primary", disabled=running or not images, icon=":material/shield_lock:")
 if start:
     try:
-        params = chosen.params.validate()
+        params = identity_params.validate() if target == "identity" else chosen.params.validate()
     except ApateError as exc:
         ui.error_card(exc, title="These settings were refused")
     else:
         st.session_state.pop("protect_result", None)
-        st.session_state["protect_job"] = job = protect_ui.JobRun(images, chosen.choice, params, settings, store)
+        if target == "identity":
+            job = identity_ui.start_job(images, params, settings, store, protect_ui.JobRun)
+        else:
+            job = protect_ui.generator_job(images, chosen.choice, params, settings, store)
+        st.session_state["protect_job"] = job
         running = True
 
 
@@ -65,7 +77,9 @@ elif job is not None:  # finished since the last run: keep the outcome, drop the
         st.session_state["protect_result"] = job.result
 
 result = st.session_state.get("protect_result")
-if result is not None:
+if isinstance(result, IdentityJobResult):
+    identity_ui.show_result(result)
+elif result is not None:
     protect_ui.show_result(result)
 elif not images and not running:
-    st.info("Drop one or more photos above, choose a generator and press **Protect**.")
+    st.info("Drop one or more photos above, choose what to protect against and press **Protect**.")

@@ -60,8 +60,11 @@ def page() -> AppTest:
 def test_empty_page_shows_controls_and_a_hint():
     at = page()
     assert not at.exception and not at.error
-    assert "Drop one or more photos" in at.info[0].value
+    assert "Drop one or more photos" in at.info[-1].value
     assert at.button(key="protect_run").disabled
+    assert at.radio(key="protect_target_True").value == "identity"  # the default before any photo
+    assert at.checkbox(key="identity_auto").value and at.slider(key="identity_eps").disabled
+    at.radio(key="protect_target_True").set_value("generators").run()
     assert any("random weights" in w.value for w in at.warning)  # no weights: the demo is clearly labelled
     assert at.slider(key="protect_eps").value == 6.375
     assert any("0.0500" in c.value for c in at.caption)
@@ -101,7 +104,7 @@ def test_protect_two_images_shows_views_metrics_tables_and_downloads():
 
 def test_jpeg_output_warns_and_adds_the_saved_file_row():
     at = page()
-    at.file_uploader(key="protect_upload").upload("a.png", png(), "image/png")
+    at.file_uploader(key="protect_upload").upload("a.png", png(), "image/png").run()  # no face: generators
     at.selectbox(key="protect_family").set_value("cyclegan").run()
     at.radio(key="protect_format").set_value("jpeg")
     at.selectbox(key="protect_attack").set_value("fgsm").run()
@@ -115,7 +118,7 @@ def test_jpeg_output_warns_and_adds_the_saved_file_row():
 
 def test_cancel_stops_the_job():
     at = page()
-    at.file_uploader(key="protect_upload").upload("a.png", png(), "image/png")
+    at.file_uploader(key="protect_upload").upload("a.png", png(), "image/png").run()
     at.number_input(key="protect_iters").set_value(200).run()
     at.button(key="protect_run").click().run()
     assert not at.exception
@@ -141,6 +144,7 @@ def test_shipped_default_says_what_it_was_trained_on(monkeypatch):
 
     monkeypatch.setattr(protect_ui, "available_generators", job.available_generators)  # the real shipped weights
     at = page()
+    at.radio(key="protect_target_True").set_value("generators").run()
     assert not at.exception and not at.error
     card = json.loads((ROOT / "assets" / "models" / "protect" / f"{at.selectbox(key='protect_family').value}.json")
                       .read_text())

@@ -46,6 +46,15 @@ GOAL_DISTANCE = 0.68  # in float, before 8-bit rounding and re-detection: a marg
 SSIM_FLOOR = 0.95  # the automatic budget stops climbing where the photo would visibly change
 
 
+def card() -> dict:
+    """The face descriptor's model card (source, licence, exactness and the cloak's measured efficacy)."""
+    try:
+        data = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 @functools.lru_cache(maxsize=1)
 def weights_sha256() -> str:
     return sha256_file(DEFAULT_WEIGHTS)
