@@ -93,3 +93,21 @@ def test_refused_inputs_exit_2(tmp_path, capsys):
         code = main(["protect", *[str(tmp_path / a) if a.endswith(".png") else a for a in args], "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_portrait_is_cloaked_against_face_recognition_by_default(tmp_path, capsys):
+    from skimage import data
+
+    rgb = np.ascontiguousarray(data.astronaut())
+    Image.fromarray(rgb).save(tmp_path / "astronaut.png")
+    code = main(["protect", str(tmp_path / "astronaut.png"), "--iters", "12", "--json", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    entry = json.loads(captured.out)["images"][0]
+    assert entry["target"] == "identity" and len(entry["faces"]) == 1
+    saved = np.asarray(Image.open(entry["output"]))
+    assert np.abs(saved.astype(int) - rgb.astype(int)).max() <= entry["epsilon_steps"] <= 8
+    assert {c["condition"] for c in entry["checks"]} >= {"as saved", "JPEG 75", "resized to half"}
+    code = main(["protect", str(tmp_path / "astronaut.png"), "--target", "identity", "--eps", "0.0001", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "less than one 8-bit step" in err

@@ -1,7 +1,8 @@
-"""``apate protect IMG... --model stargan``: protect photos against an image-translation generator.
+"""``apate protect IMG... [--target identity|generator]``: cloak faces against face recognition, or disrupt an
+image-translation generator (``--model stargan``).
 
-``--eps`` and ``--step`` are on the generator's [-1, 1] scale, like the reference code (0.05 = 6.4/255).
-The protected files keep the input's size; the ε bound holds exactly in the saved 8-bit PNG.
+``--eps`` and ``--step`` are on the [-1, 1] scale, like the reference code (0.05 = 6.4/255). The protected files
+keep the input's size; the ε bound holds exactly in the saved 8-bit PNG.
 """
 
 from __future__ import annotations
@@ -51,18 +52,69 @@ def _human(result) -> None:
             print(f"  after {row['transform']}: disrupted {row['disrupted_fraction']:.0%}")
 
 
+def _human_identity(result) -> None:
+    print(f"target: identity ({result.to_dict()['recogniser']}); match threshold {result.to_dict()['match_threshold']}")
+    for image in result.images:
+        m = image.metrics
+        if not image.faces:
+            print(f"{image.name}: no face found, nothing to cloak (file unchanged); try --target generator")
+            continue
+        psnr = m["quality"]["psnr"]
+        print(f"{image.name} -> {image.file_name}: {len(image.faces)} face(s), eps {m['epsilon_8bit']:.0f}/255, "
+              f"SSIM {m['quality']['ssim']:.4f}, PSNR {psnr if psnr is None else round(psnr, 2)} dB")
+        for cond, share in m["unmatched"].items():
+            distances = ", ".join("not found" if c.distance is None else f"{c.distance:.3f}"
+                                  for c in image.checks if c.condition == cond)
+            print(f"  {cond}: {share:.0%} of faces no longer matched (distances {distances})")
+
+
+def _identity_params(args):
+    from ..protect.identity.job import CloakParams
+
+    extra = {"iterations": args.iters} if args.iters is not None else {}
+    return CloakParams(epsilon=args.eps, shaping=not args.no_shaping, output_format=args.format,
+                       with_robustness=not args.no_robustness, **extra).validate()
+
+
+def _generator_params(args):
+    from ..protect.job import ProtectParams
+
+    given = {k: v for k, v in (("epsilon", args.eps), ("step_size", args.step), ("iterations", args.iters))
+             if v is not None}
+    return ProtectParams(attack=args.attack, random_start=not args.no_random_start,
+                         targets=tuple(args.targets) if args.targets else None, robust=args.robust,
+                         output_format=args.format, with_robustness=not args.no_robustness,
+                         shaping=not args.no_shaping, **given).validate()
+
+
+def _target(args, images) -> str:
+    """auto: identity cloaking when every photo shows a face and no generator option was given."""
+    if args.target != "auto":
+        return args.target
+    if args.weights or args.targets or args.model:
+        return "generator"
+    from ..protect.identity.align import find_faces
+
+    faceless = [image.name for image in images if not find_faces(image.rgb)]
+    if faceless:
+        print(f"note: no face found in {', '.join(faceless)}: protecting against the generator "
+              "(use --target identity to cloak the faces of the others)", file=sys.stderr)
+        return "generator"
+    return "identity"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..progress import CancelToken
-    from ..protect.job import ProtectParams, load_image, run_protect_job
+    from ..protect.identity.job import run_identity_job
+    from ..protect.job import load_image, run_protect_job
     from ..store import open_store
 
     settings = load_settings()
-    params = ProtectParams(attack=args.attack, epsilon=args.eps, step_size=args.step, iterations=args.iters,
-                           random_start=not args.no_random_start, targets=tuple(args.targets) if args.targets else None,
-                           robust=args.robust, output_format=args.format,
-                           with_robustness=not args.no_robustness, shaping=not args.no_shaping).validate()
     images = [load_image(path, settings) for path in args.images]
-    choice = _choice(args, settings)
+    target = _target(args, images)
+    params = _identity_params(args) if target == "identity" else _generator_params(args)
+    choice = _choice(argparse.Namespace(**{**vars(args), "model": args.model or "stargan"}), settings) \
+        if target == "generator" else None
     out_dir = Path(args.out).expanduser() if args.out else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -73,8 +125,12 @@ def run(args: argparse.Namespace) -> int:
 
     store = open_store(settings)
     try:
-        result = run_protect_job(images, choice, params, settings, store=store, progress=progress,
-                                 cancel=CancelToken())
+        if target == "identity":
+            result = run_identity_job(images, params, settings, store=store, progress=progress,
+                                      cancel=CancelToken())
+        else:
+            result = run_protect_job(images, choice, params, settings, store=store, progress=progress,
+                                     cancel=CancelToken())
     finally:
         store.close()
         if not args.quiet:
@@ -82,16 +138,16 @@ def run(args: argparse.Namespace) -> int:
     written = []
     for image, source in zip(result.images, args.images):
         folder = out_dir or Path(source).expanduser().resolve().parent
-        target = folder / image.file_name
-        target.write_bytes(image.encoded)
-        written.append(str(target))
+        target_path = folder / image.file_name
+        target_path.write_bytes(image.encoded)
+        written.append(str(target_path))
     if args.json:
         data = result.to_dict()
         for entry, path in zip(data["images"], written):
             entry["output"] = path
         print_json(data)
     else:
-        _human(result)
+        (_human_identity if target == "identity" else _human)(result)
         for path in written:
             print(f"wrote {path}")
     return 0
@@ -101,12 +157,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("protect", help="add an adversarial protection against a deepfake generator",
                             description=__doc__)
     parser.add_argument("images", nargs="+", metavar="IMG")
-    parser.add_argument("--model", choices=FAMILIES, default="stargan", help="generator family (default stargan)")
+    parser.add_argument("--target", choices=("auto", "identity", "generator"), default="auto",
+                        help="identity: cloak every face against face recognition; generator: disrupt an "
+                             "image-translation model; auto (default): identity when every photo shows a face "
+                             "and no generator option is given")
+    parser.add_argument("--model", choices=FAMILIES, help="generator family (default stargan)")
     parser.add_argument("--weights", metavar="PATH", help="generator checkpoint (default: shipped or discovered)")
     parser.add_argument("--attack", choices=("fgsm", "ifgsm", "pgd"), default="pgd", help="default pgd")
-    parser.add_argument("--eps", type=float, default=0.05, help="L-inf bound on the [-1, 1] scale (default 0.05)")
-    parser.add_argument("--iters", type=int, default=10, help="iterations (default 10)")
-    parser.add_argument("--step", type=float, default=0.01, help="step size on the [-1, 1] scale (default 0.01)")
+    parser.add_argument("--eps", type=float, help="L-inf bound on the [-1, 1] scale (generator default 0.05; "
+                                                   "identity default: the smallest of 4, 5, 6, 8 /255 that works)")
+    parser.add_argument("--iters", type=int, help="iterations (generator default 10, identity 60)")
+    parser.add_argument("--step", type=float, help="generator step size on the [-1, 1] scale (default 0.01)")
     parser.add_argument("--no-random-start", action="store_true", help="PGD without the uniform ±eps start")
     parser.add_argument("--targets", nargs="+", metavar="NAME",
                         help="target conditions (StarGAN attributes, GANimation expressions, or all)")
