@@ -56,6 +56,15 @@ def test_protect_writes_input_size_png_within_eps_and_prints_json(tmp_path, caps
     assert data["images"][0]["outputs"][0]["target"] == "Male" and data["images"][0]["robustness"] == []
 
 
+def test_no_shaping_flag_reaches_the_job_and_its_metrics(tmp_path, capsys):
+    src, _ = photo(tmp_path, h=40, w=56)
+    for flags, shaping in (([], True), (["--no-shaping"], False)):
+        code = main(["protect", str(src), "--iters", "1", "--targets", "Male", "--no-robustness", "--out",
+                     str(tmp_path / "out"), "--json", "--quiet", *flags])
+        data = json.loads(capsys.readouterr().out)
+        assert code == 0 and data["params"]["shaping"] is shaping and data["images"][0]["shaping"] is shaping
+
+
 def test_protect_with_weights_and_robustness_human_output(tmp_path, capsys):
     src, _ = photo(tmp_path, h=48, w=64)
     weights = tmp_path / "latest_net_G.pth"

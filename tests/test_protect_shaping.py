@@ -3,6 +3,7 @@ stays exact in 8 bits, a real photo keeps a higher SSIM, and NO_SHAPING is the p
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,21 @@ def test_no_shaping_is_the_plain_attack_bit_for_bit():
     assert torch.equal(ours.protected, reference)
     shaped = create_attack("pgd", iterations=4, step_size=0.01).run(gen, x, c, model_size=SIZE)
     assert not torch.equal(shaped.protected, reference)  # the default really is shaped
+
+
+def test_job_records_shaping_and_keeps_shaped_and_plain_results_apart(settings, tmp_path):
+    from apate_core.protect.job import ImageInput, ProtectParams, run_protect_job
+    from apate_core.store import ResultStore
+
+    from test_protect_job import FAST, photo, tiny_choice
+
+    image = ImageInput("p.png", "0" * 64, photo(40, 56))
+    with ResultStore(tmp_path / "store", 50 * 2 ** 20) as store:
+        shaped = run_protect_job([image], tiny_choice(), FAST, settings, store=store).images[0]
+        plain = run_protect_job([image], tiny_choice(), dataclasses.replace(FAST, shaping=False), settings,
+                                store=store).images[0]
+    assert ProtectParams().shaping is True and FAST.shaping is True
+    assert shaped.metrics["shaping"] is True and plain.metrics["shaping"] is False
+    assert not plain.cached and not np.array_equal(shaped.protected, plain.protected)  # a different store key
+    moved = [np.abs(im.protected.astype(int) - im.original.astype(int)).mean() for im in (shaped, plain)]
+    assert moved[0] < moved[1]

@@ -34,7 +34,7 @@ class Shaping:
 
     enabled: bool = True
     # A pixel whose neighbourhood has a channel standard deviation of texture_level gets its full ε (less below).
-    texture_level: float = 0.06
+    texture_level: float = 0.03
     # A pixel whose neighbourhood has a mean of dark_level gets its full ε as far as brightness goes (less below).
     dark_level: float = 0.1
     floor: float = 0.2  # the smallest fraction of ε anywhere (flat, dark areas)
