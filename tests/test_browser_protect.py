@@ -1,4 +1,5 @@
-"""Real browser: upload a photo on Protect, protect it with the defaults, see the views and metrics, download."""
+"""Real browser: upload a photo on Protect, protect it with the defaults, see the views and metrics, download.
+A portrait gets identity cloaking by default; a photo without a face the generators."""
 
 
 import numpy as np
@@ -10,6 +11,47 @@ from conftest import ROOT
 pytestmark = pytest.mark.browser
 
 
+def test_a_portrait_is_cloaked_by_default_and_the_download_keeps_the_bound(dashboard, browser_page, artifacts,
+                                                                           tmp_path):
+    photo = tmp_path / "portrait.jpg"
+    with Image.open(ROOT / "assets" / "samples" / "astronaut.jpg") as im:
+        im.convert("RGB").crop((100, 0, 400, 260)).save(photo, quality=92)
+    original = np.asarray(Image.open(photo).convert("RGB"))
+    page = browser_page
+    page.goto(dashboard + "/protect")
+    page.wait_for_selector("[data-testid='stApp']")
+    page.get_by_text("Smallest budget that works").wait_for()  # identity is the default target
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(photo))
+    page.get_by_text("1 face(s) found in 1 of 1 photo(s)").wait_for(timeout=60_000)
+    # a fixed budget (the slider's default, 4/255), 12 steps and 1 sample keep the test short
+    page.get_by_text("Smallest budget that works").click()
+    page.wait_for_timeout(500)
+    for label, value in (("Iterations", "12"), ("Random re-alignments per step", "1")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(500)
+    page.get_by_role("button", name="Protect 1 image(s)").click()
+    page.get_by_text("Faces no longer matched").wait_for(timeout=480_000)
+    page.get_by_text("Original · 1 face(s) found").wait_for()
+    page.get_by_text("Protected · portrait.protected.png").wait_for()
+    page.get_by_text("Per face: descriptor distance").wait_for()
+    page.get_by_text("Robustness: faces re-detected").wait_for()
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
+    page.set_viewport_size({"width": 1400, "height": 3600})
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(artifacts / "protect-identity-result.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download portrait.protected.png").click()
+    saved = tmp_path / "downloaded.png"
+    info.value.save_as(saved)
+    with Image.open(saved) as im:
+        protected = np.asarray(im.convert("RGB"))
+    assert protected.shape == original.shape
+    assert 1 <= np.abs(protected.astype(int) - original.astype(int)).max() <= 4
+
+
 def test_protect_a_photo_with_the_defaults_and_download_it(dashboard, browser_page, artifacts, tmp_path):
     photo = tmp_path / "portrait.jpg"
     with Image.open(ROOT / "assets" / "samples" / "astronaut.jpg") as im:
@@ -18,10 +60,12 @@ def test_protect_a_photo_with_the_defaults_and_download_it(dashboard, browser_pa
     page = browser_page
     page.goto(dashboard + "/protect")
     page.wait_for_selector("[data-testid='stApp']")
-    page.get_by_text("Model source (checkpoint)").wait_for()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(photo))
+    page.get_by_text("face(s) found in").wait_for(timeout=60_000)
+    page.get_by_text("Image-translation generators").click()  # a face is there: choose the generators
+    page.get_by_text("Model source (checkpoint)").wait_for()
     # the defaults (model source, PGD, eps 6.375/255, targets, PNG), with 2 iterations to keep the test short
-    iterations = page.get_by_label("Iterations")
+    iterations = page.get_by_label("Iterations", exact=True)
     iterations.fill("2")
     iterations.press("Enter")
     page.wait_for_timeout(1000)

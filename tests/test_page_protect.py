@@ -152,3 +152,30 @@ def test_shipped_default_says_what_it_was_trained_on(monkeypatch):
     assert card["task"] in about and card["training"]["kind"] in about  # says it is not the released GAN
     assert f"{card['efficacy']['disrupted']:.0%} of {card['efficacy']['pairs']} (photo, target) pairs" in about
     assert not any("random weights" in w.value for w in at.warning)
+
+
+def test_a_portrait_defaults_to_identity_cloaking_and_shows_faces_distances_and_robustness():
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()[:260, 100:400]).save(buffer, format="PNG")
+    at = page()
+    at.file_uploader(key="protect_upload").set_value([("portrait.png", buffer.getvalue(), "image/png")]).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="protect_target_True").value == "identity"
+    assert any("1 face(s) found in 1 of 1" in c.value for c in at.caption)
+    at.number_input(key="identity_iters").set_value(12)
+    at.number_input(key="identity_samples").set_value(1).run()
+    at.button(key="protect_run").click().run()
+    at = wait_for_job(at, 240)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert captions[0] == "Original · 1 face(s) found" and captions[1] == "Protected · portrait.protected.png"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Faces no longer matched"] == "100%" and int(metrics["L∞ (true max)"].split("/")[0]) <= 8
+    per_face, robustness = at.dataframe[0].value, at.dataframe[1].value
+    assert list(per_face["condition"]) == ["as saved"] and float(per_face["protected"][0]) > 0.6
+    assert list(robustness["condition"]) == ["as saved", "JPEG 95", "JPEG 75", "JPEG 50", "resized to half"]
+    result = at.session_state["protect_result"]
+    assert result.images[0].metrics["unmatched"]["JPEG 75"] == 1.0
