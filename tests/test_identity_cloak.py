@@ -129,3 +129,18 @@ def test_job_caches_results_and_reports_per_face_checks(astronaut, tmp_path, mon
     assert [c.condition for c in a.checks] == ["as saved"] and len(a.faces) == 1
     assert b.metrics["checks"] == a.metrics["checks"]
     assert first.to_dict()["images"][0]["epsilon_steps"] == 6
+
+
+@pytest.mark.parametrize("verified, climbs", [(0.0, False), (10.0, True)])
+def test_automatic_budget_climbs_until_the_saved_file_is_verified(astronaut, net, monkeypatch, verified, climbs):
+    """The float goal alone is not enough: the 8-bit file is re-detected (as saved and after JPEG 75) and the
+    budget climbs while any face is still within VERIFIED_DISTANCE (here: never, or always)."""
+    monkeypatch.setattr(job, "GOAL_DISTANCE", 0.0)  # isolate the verification step from the float goal
+    monkeypatch.setattr(job, "SSIM_FLOOR", 0.0)
+    monkeypatch.setattr(job, "VERIFIED_DISTANCE", verified)
+    image = ImageInput("astronaut.png", "a" * 64, astronaut)
+    cloaked = job.protect_identity(image, job.CloakParams(with_robustness=False, **QUICK), net)
+    rungs = job.AUTO_BUDGETS_255
+    assert cloaked.metrics["epsilon_steps"] == (rungs[-1] if climbs else rungs[0])
+    assert cloaked.metrics["iterations_run"] > QUICK["iterations"] * (len(rungs) - 1 if climbs else 0)
+    assert np.abs(cloaked.protected.astype(int) - astronaut.astype(int)).max() <= cloaked.metrics["epsilon_steps"]

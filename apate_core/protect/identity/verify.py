@@ -5,6 +5,7 @@ descriptor is compared with the descriptor of the same face in the original phot
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -45,6 +46,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("JPEG 50", _jpeg(50)), Condition("resized to half", _half, 0.5),
 )
 HEADLINE: tuple[str, ...] = ("as saved", "JPEG 75", "resized to half")  # the conditions the efficacy goals are stated for
+VERIFIED: tuple[Condition, ...] = (CONDITIONS[0], CONDITIONS[2])  # what the automatic budget checks before it stops
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,18 @@ def _distances(net: FaceDescriptorNet, rgb: np.ndarray, faces: Sequence[AlignedF
         best = int(np.argmax(overlaps))
         out.append(float((new[best] - reference[i]).norm()) if overlaps[best] >= MIN_IOU else None)
     return out
+
+
+def protected_distances(net: FaceDescriptorNet, protected: np.ndarray, faces: Sequence[AlignedFace],
+                        reference: torch.Tensor, conditions: Sequence[Condition]) -> list[float]:
+    """Each face's smallest re-detected distance over ``conditions`` (inf where it is never found again:
+    a face the recogniser cannot find cannot be matched)."""
+    worst = [math.inf] * len(faces)
+    for cond in conditions:
+        seen = protected if cond.apply is None else cond.apply(protected)
+        for i, d in enumerate(_distances(net, seen, faces, reference, cond.scale)):
+            worst[i] = min(worst[i], math.inf if d is None else d)
+    return worst
 
 
 def check_identity(net: FaceDescriptorNet, original: np.ndarray, protected: np.ndarray,
