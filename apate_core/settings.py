@@ -68,6 +68,10 @@ class Settings:
         "", "Folder of the TAEF2 tiny autoencoder weights used to re-synthesise real photos for training; "
         "empty = ../shared/models/taef2 beside the repository"
     )
+    faces_dir: str = _setting(
+        "", "Where the face sample photos for identity evaluation live; empty = assets/faces in the repository "
+        "(fetched at install time by `python -m apate_core.protect.identity.samples`)"
+    )
 
     @property
     def max_video_bytes(self) -> int:
@@ -90,6 +94,12 @@ class Settings:
         if self.backbones_dir:
             return Path(self.backbones_dir).expanduser()
         return Path(__file__).resolve().parents[1] / "assets" / "backbones"
+
+    @property
+    def faces_path(self) -> Path:
+        if self.faces_dir:
+            return Path(self.faces_dir).expanduser()
+        return Path(__file__).resolve().parents[1] / "assets" / "faces"
 
     @property
     def taef2_path(self) -> Path:

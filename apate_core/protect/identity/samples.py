@@ -18,7 +18,6 @@ Nothing here runs at analysis time; ``cached_samples`` only reads what is alread
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from ...errors import CheckpointError
 from .sources import (FACE_RECOGNITION_SPEC, FACEAPI_SPEC, face_recognition_sdist, faceapi_tarball,
                       sha256_bytes, tar_member)
 
-ROOT = Path(__file__).resolve().parents[3]
-ENV_DIR = "APATE_FACES_DIR"
 FACE_RECOGNITION_LICENCE = ("shipped as test images in the face_recognition 1.3.0 sdist (MIT, Copyright (c) "
                             "2017 Adam Geitgey); the photos' own licence is not stated")
 FACEAPI_LICENCE = ("shipped as demo images in @vladmandic/face-api 1.7.15 (MIT, Copyright (c) Vladimir Mandic); "
@@ -84,8 +81,9 @@ ARCHIVES: dict[str, Callable[[Path], Path]] = {
 
 def samples_dir() -> Path:
     """``$APATE_FACES_DIR``, or ``assets/faces`` in the repository."""
-    configured = os.environ.get(ENV_DIR, "")
-    return Path(configured).expanduser() if configured else ROOT / "assets" / "faces"
+    from ...settings import load_settings
+
+    return load_settings().faces_path
 
 
 def _is_current(path: Path, sample: FaceSample) -> bool:
