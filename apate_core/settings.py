@@ -51,6 +51,11 @@ class Settings:
     cache_size_mb: int = _setting(2048, "Result store size limit in MB; least recently used entries are evicted")
     models_dir: str = _setting("models", "Directory of checkpoints users bring (see README for the layout)")
     max_batch: int = _setting(10, "Most images in one batch job")
+    job_slots: int = _setting(
+        0, "Heavy jobs (Detect, Protect, batches) run at once per device, for every session together; 0 = one per "
+        "four CPU cores (at least one), two on a GPU"
+    )
+    jobs_per_session: int = _setting(3, "Most jobs one browser session may have waiting or running at once")
     url_timeout_s: float = _setting(20.0, "Network timeout for URL import, in seconds")
     ice_servers: str = _setting(
         "", "Live page WebRTC ICE servers as JSON (e.g. a TURN server); empty = none, which works on localhost"

@@ -1,27 +1,27 @@
 """Detect-only UI pieces: the background analysis job the page polls, cached detectors and the result panels.
 
-Cancellation: the analysis runs in a worker thread holding a CancelToken; the Job lives in
-st.session_state, a fragment polls its progress every half second and shows a Cancel button whose
-callback sets the token. The engine checks the token between frames and batches, so Cancel stops
-the work within one batch. The worker never calls Streamlit.
+Jobs: the analysis goes on the server's one job queue (apate_core.jobs), which runs it in a worker thread
+with a CancelToken; the Job lives in st.session_state, a fragment polls it every half second (its place in
+the queue while it waits, then its progress) and shows a Cancel button. A waiting job is dropped from the
+queue; a running one stops at the engine's next check, between frames and batches. The worker never calls
+Streamlit.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import streamlit as st
 
+from apate_core import jobs
 from apate_core.detect import pipeline
 from apate_core.detect.models import Detector
 from apate_core.detect.pipeline import BatchResult, DetectParams, DetectResult
 from apate_core.detect.verdict import SEVERITY, describe_segment, display_label, explain
 from apate_core.errors import ApateError
-from apate_core.progress import CancelToken
 from app import ui
 
 LABEL_STYLE = {"fake": ("red", ":material/warning:"), "real": ("green", ":material/verified:"),
@@ -59,64 +59,58 @@ def get_detector(name: str) -> Detector:
 
 @dataclass
 class Job:
-    """One analysis running in a worker thread; the page reads its fields on each poll."""
+    """The page's analysis: the queued engine job plus what the page needs to match it to its inputs."""
 
     signature: str
-    token: CancelToken = field(default_factory=CancelToken)
-    fraction: float = 0.0
-    message: str = "Starting"
-    output: Any = None  # DetectResult or BatchResult
-    error: Optional[BaseException] = None
-    done: bool = False
-    thread: Optional[threading.Thread] = None
+    run: jobs.Job
     detector: Optional[Detector] = None  # the model the result came from (frames picked later use it too)
 
-    def progress(self, fraction: float, message: str) -> None:
-        self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), message
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    @property
+    def cancelled(self) -> bool:
+        return self.run.state is jobs.JobState.CANCELLED
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        return self.run.error
+
+    @property
+    def output(self) -> Any:  # DetectResult or BatchResult
+        return self.run.result
 
     def cancel(self) -> None:
-        self.token.cancel()
-        self.message = "Cancelling…"
+        ui.cancel_job(self.run)
 
-    def wait(self, timeout: Optional[float] = None) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout)
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self.run.wait(timeout)
 
 
-def start_job(signature: str, work: Callable[["Job"], Any], detector: Optional[Detector] = None) -> Job:
-    job = Job(signature, detector=detector)
-
-    def target() -> None:
-        try:
-            job.output = work(job)
-        except BaseException as exc:  # noqa: BLE001 - handed to the page, which shows it
-            job.error = exc
-        finally:
-            job.done = True
-
-    job.thread = threading.Thread(target=target, name="apate-detect", daemon=True)
-    job.thread.start()
-    return job
+def start_job(signature: str, work: jobs.Work, detector: Optional[Detector] = None) -> Job:
+    """Queue the analysis (raises jobs.QueueLimit when this session already has its share waiting)."""
+    return Job(signature, ui.submit_job("detect", work), detector)
 
 
 def analysis(sources: list[tuple[Path, str]], url: str, detector: Detector, params: DetectParams) -> Callable:
     """The worker's work: fetch a URL if given, then one input (DetectResult) or several (BatchResult)."""
     settings, store = ui.get_settings(), ui.get_store()
 
-    def work(job: Job):
+    def work(progress, cancel):
         items = list(sources)
         if url:
             from apate_core.inspection import fetch_source
 
             downloads = settings.cache_path / "downloads"
             downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
-            items = [fetch_source(url, settings, downloads, progress=job.progress, cancel=job.token)]
+            items = [fetch_source(url, settings, downloads, progress=progress, cancel=cancel)]
         if len(items) == 1:
             path, name = items[0]
-            return pipeline.analyse_path(path, settings, detector, params, store=store, progress=job.progress,
-                                         cancel=job.token, name=name, source=url or name)
+            return pipeline.analyse_path(path, settings, detector, params, store=store, progress=progress,
+                                         cancel=cancel, name=name, source=url or name)
         return pipeline.analyse_many([p for p, _ in items], settings, detector, params, store=store,
-                                     progress=job.progress, cancel=job.token, names=[n for _, n in items])
+                                     progress=progress, cancel=cancel, names=[n for _, n in items])
 
     return work
 
@@ -133,9 +127,9 @@ def watch(job: Job) -> None:
     def _poll() -> None:
         if job.done:
             st.rerun()
-        st.progress(job.fraction, text=f"Analysing: {job.message}")
+        ui.job_progress(job.run, "Analysing")
         st.button("Cancel", key="detect_cancel", icon=":material/cancel:", on_click=job.cancel,
-                  disabled=job.token.cancelled)
+                  disabled=job.run.token.cancelled)
 
     _poll()
 

@@ -48,9 +48,10 @@ def target_picker(counts: dict[str, int]) -> str:
     return choice
 
 
-def start_job(images, params: identity.CloakParams, settings, store, job_class):
-    return job_class(lambda progress, cancel: identity.run_identity_job(images, params, settings, store=store,
-                                                                          progress=progress, cancel=cancel))
+def start_job(images, params: identity.CloakParams, settings, store):
+    """Queue an identity cloak job (raises jobs.QueueLimit past the session's share of the queue)."""
+    return ui.submit_job("identity", lambda progress, cancel: identity.run_identity_job(
+        images, params, settings, store=store, progress=progress, cancel=cancel))
 
 
 def controls(card: dict) -> identity.CloakParams:

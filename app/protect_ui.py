@@ -1,17 +1,15 @@
-"""Protect page pieces: the job runner (a worker thread the page polls), the controls and the result views."""
+"""Protect page pieces: queued jobs, the controls and the result views."""
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import pandas as pd
 import streamlit as st
 
+from apate_core import jobs
 from apate_core.errors import ApateError
-from apate_core.progress import CancelToken
 from apate_core.protect import get_family, list_attacks
 from apate_core.protect.job import (OUTPUT_FORMATS, ImageInput, ProtectJobResult, ProtectParams, available_generators,
                                     choice_target_names, load_image, run_protect_job, shipped_summary)
@@ -22,39 +20,10 @@ FAMILY_ORDER = ("stargan", "ganimation", "cyclegan", "pix2pixhd")
 ATTACK_LABELS = {"pgd": "PGD (random start)", "ifgsm": "I-FGSM", "fgsm": "FGSM (one step)"}
 
 
-class JobRun:
-    """A protect job in a worker thread: progress, cancel and the outcome are read by the page's fragment.
-    ``work(progress, cancel)`` is the engine call (a generator job or the identity cloak)."""
-
-    def __init__(self, work: Callable[[Callable[[float, str], None], CancelToken], object]) -> None:
-        self.token = CancelToken()
-        self.fraction, self.message = 0.0, "starting"
-        self.result: Optional[object] = None
-        self.error: Optional[BaseException] = None
-        self.done = False
-        self._work_fn = work
-        self.thread = threading.Thread(target=self._work, name="apate-protect", daemon=True)
-        self.thread.start()
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), message
-
-    def _work(self) -> None:
-        try:
-            self.result = self._work_fn(self._progress, self.token)
-        except BaseException as exc:  # noqa: BLE001 - reported on the page
-            self.error = exc
-        finally:
-            self.done = True
-
-    def cancel(self) -> None:
-        self.token.cancel()
-        self.message = "cancelling…"
-
-
-def generator_job(images, choice, params, settings, store) -> JobRun:
-    return JobRun(lambda progress, cancel: run_protect_job(images, choice, params, settings, store=store,
-                                                           progress=progress, cancel=cancel))
+def generator_job(images, choice, params, settings, store) -> jobs.Job:
+    """Queue a generator protect job (raises jobs.QueueLimit past the session's share of the queue)."""
+    return ui.submit_job("protect", lambda progress, cancel: run_protect_job(
+        images, choice, params, settings, store=store, progress=progress, cancel=cancel))
 
 
 def load_uploads(uploaded, settings) -> list[ImageInput]:

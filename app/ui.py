@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import streamlit as st
 
+from apate_core import jobs
 from apate_core.errors import ApateError, InputRefused
 from apate_core.settings import Settings, load_settings
 from apate_core.store import ResultStore, open_store
@@ -26,6 +27,35 @@ def get_settings() -> Settings:
 @st.cache_resource
 def get_store() -> ResultStore:
     return open_store(get_settings())
+
+
+def session_id() -> str:
+    """This browser session's id (the queue keeps each session's jobs apart)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "local"
+
+
+def submit_job(kind: str, work: jobs.Work) -> jobs.Job:
+    """Put heavy work on the server's one job queue; raises jobs.QueueLimit (a refusal) past the session's limit."""
+    settings = get_settings()
+    return jobs.shared_queue(settings).submit(kind, work, session=session_id(), device=settings.resolved_device())
+
+
+def cancel_job(job: jobs.Job) -> None:
+    jobs.shared_queue(get_settings()).cancel(job)
+
+
+def job_progress(job: jobs.Job, verb: str) -> None:
+    """A waiting job's place in the queue and estimate, or a running job's progress bar."""
+    status = jobs.shared_queue(get_settings()).status(job)
+    if status.state is jobs.JobState.QUEUED:
+        wait = "" if status.estimate_s is None else f", about {status.estimate_s:.0f} s before it starts"
+        ahead = "next in line" if status.ahead == 0 else f"{status.ahead} job(s) ahead"
+        st.progress(0.0, text=f"Waiting in the queue: position {status.position} ({ahead}{wait})")
+    else:
+        st.progress(job.fraction, text=f"{verb}: {job.message}")
 
 
 def _safe_name(name: str) -> str:

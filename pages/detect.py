@@ -6,7 +6,7 @@ import streamlit as st
 
 from apate_core.detect import list_cam_methods
 from apate_core.detect.pipeline import BatchResult, DetectParams
-from apate_core.errors import ApateError, Cancelled
+from apate_core.errors import ApateError
 from app import detect_ui, ui
 
 settings = ui.get_settings()
@@ -56,7 +56,7 @@ except ApateError as exc:
 signature = detect_ui.signature(sources, url_source, model, params)
 job = st.session_state.get("detect_job")
 rerun = False
-if job is not None and job.done and isinstance(job.error, Cancelled) and job.signature == signature:
+if job is not None and job.done and job.cancelled and job.signature == signature:
     st.warning("Analysis cancelled.", icon=":material/cancel:")
     rerun = st.button("Analyse again", key="detect_again", icon=":material/replay:")
     if not rerun:
@@ -64,7 +64,12 @@ if job is not None and job.done and isinstance(job.error, Cancelled) and job.sig
 if job is None or job.signature != signature or rerun:
     if job is not None and not job.done:
         job.cancel()  # the inputs or settings changed: stop the old analysis
-    job = detect_ui.start_job(signature, detect_ui.analysis(sources, url_source, detector, params), detector)
+    try:
+        job = detect_ui.start_job(signature, detect_ui.analysis(sources, url_source, detector, params), detector)
+    except ApateError as exc:  # this session already has its share of the queue
+        st.session_state.pop("detect_job", None)
+        ui.error_card(exc, title="Not queued")
+        st.stop()
     st.session_state["detect_job"] = job
     st.session_state.pop("detect_frame", None)
 

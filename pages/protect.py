@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apate_core.errors import ApateError, Cancelled
+from apate_core.errors import ApateError
+from apate_core.jobs import JobState
 from apate_core.protect.identity.job import IdentityJobResult, card
 from app import identity_ui, protect_ui, ui
 
@@ -42,12 +43,16 @@ if start:
         ui.error_card(exc, title="These settings were refused")
     else:
         st.session_state.pop("protect_result", None)
-        if target == "identity":
-            job = identity_ui.start_job(images, params, settings, store, protect_ui.JobRun)
+        try:
+            if target == "identity":
+                job = identity_ui.start_job(images, params, settings, store)
+            else:
+                job = protect_ui.generator_job(images, chosen.choice, params, settings, store)
+        except ApateError as exc:  # this session already has its share of the queue
+            ui.error_card(exc, title="Not queued")
         else:
-            job = protect_ui.generator_job(images, chosen.choice, params, settings, store)
-        st.session_state["protect_job"] = job
-        running = True
+            st.session_state["protect_job"] = job
+            running = True
 
 
 @st.fragment(run_every=0.5)
@@ -57,9 +62,9 @@ def job_progress() -> None:
         return
     if current.done:
         st.rerun()  # the whole page shows the outcome
-    st.progress(current.fraction, text=f"Protecting: {current.message}")
+    ui.job_progress(current, "Protecting")
     if st.button("Cancel", key="protect_cancel", icon=":material/cancel:"):
-        current.cancel()
+        ui.cancel_job(current)
         st.toast("Cancelling at the next step…")
 
 
@@ -67,7 +72,7 @@ if running:
     job_progress()
 elif job is not None:  # finished since the last run: keep the outcome, drop the job
     st.session_state.pop("protect_job", None)
-    if isinstance(job.error, Cancelled):
+    if job.state is JobState.CANCELLED:
         st.info("Protection cancelled; nothing was saved.", icon=":material/cancel:")
     elif isinstance(job.error, ApateError):
         ui.error_card(job.error, title="Protection failed")

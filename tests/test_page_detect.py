@@ -108,7 +108,7 @@ def test_cancel_stops_the_analysis(tmp_path):
     assert len(at.button(key="detect_cancel").proto.label) > 0
     at.button(key="detect_cancel").click().run()
     job.wait(60)
-    assert job.done and job.token.cancelled
+    assert job.done and job.cancelled and job.run.token.cancelled
     at = at.run()
     assert not at.exception
     assert any("cancelled" in w.value.lower() for w in at.warning)
@@ -130,3 +130,33 @@ def test_refused_url_shows_an_error_card():
     at = _settle(at)
     assert not at.exception
     assert len(at.error) == 1 and "ftp" in at.error[0].value
+
+
+def test_a_job_waits_its_turn_in_the_shared_queue_and_can_be_cancelled_there(tmp_path):
+    """Another session's job holds the server's only slot: this page shows its place in the queue, and Cancel
+    drops it from the queue before it ever runs."""
+    import threading
+
+    from apate_core.jobs import JobState, shared_queue
+    from apate_core.settings import load_settings
+
+    queue = shared_queue(load_settings())
+    release = threading.Event()
+    others = [queue.submit("detect", lambda progress, cancel: release.wait(60), session="someone-else")
+              for _ in range(queue.slots(load_settings().resolved_device()))]
+    try:
+        at = _page()
+        at.selectbox(key="detect_model").set_value("resnet18")
+        path = tmp_path / "flat.png"
+        Image.fromarray(np.full((64, 80, 3), 90, np.uint8)).save(path)
+        at.file_uploader(key="detect_upload").upload("flat.png", path.read_bytes(), "image/png").run()
+        assert not at.exception
+        job = at.session_state["detect_job"]
+        assert job.run.state is JobState.QUEUED
+        assert any("Waiting in the queue: position 1" in (p.proto.text or "") for p in at.get("progress"))
+        at.button(key="detect_cancel").click().run()
+        assert job.run.state is JobState.CANCELLED and job.run.started is None  # never ran
+    finally:
+        release.set()
+        for other in others:
+            other.wait(10)
