@@ -12,6 +12,7 @@ engine's next checkpoint. A job is looked up by id *and* session, so no session 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import statistics
 import threading
@@ -25,6 +26,8 @@ from .errors import ApateError, Cancelled, InputRefused
 from .progress import CancelToken, ProgressCallback
 
 Work = Callable[[ProgressCallback, CancelToken], Any]
+Listener = Callable[[str, "Job"], None]  # (event: "queued" | "started" | "finished", job); metrics and job logs
+log = logging.getLogger(__name__)
 RECENT = 20  # finished jobs per kind whose durations make the wait estimate
 
 
@@ -110,6 +113,18 @@ class JobQueue:
         self._durations: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=RECENT))
         self._ids = itertools.count(1)
         self._closed = False
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(event, job)`` on every job event (outside the queue's lock; keep it quick)."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, job: Job) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event, job)
+            except Exception:  # noqa: BLE001 - observing must never break a job
+                log.exception("job listener failed on %s %s", event, job.id)
 
     def slots(self, device: str) -> int:
         n = self._slots if isinstance(self._slots, int) else self._slots.get(device, 1)
@@ -130,6 +145,7 @@ class JobQueue:
             self._waiting[device].append(job)
             self._ensure_workers(device)
             self._lock.notify_all()
+        self._emit("queued", job)
         return job
 
     def get(self, job_id: str, session: str) -> Optional[Job]:
@@ -176,20 +192,25 @@ class JobQueue:
         """A waiting job is removed and never starts; a running one stops at its next checkpoint."""
         job.token.cancel()
         with self._lock:
-            if job.state is JobState.QUEUED and job in self._waiting[job.device]:
+            dropped = job.state is JobState.QUEUED and job in self._waiting[job.device]
+            if dropped:
                 self._waiting[job.device].remove(job)
                 self._finish(job, JobState.CANCELLED)
             elif job.state is JobState.RUNNING:
                 job.message = "cancelling…"
+        if dropped:
+            self._emit("finished", job)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._closed = True
-            for line in self._waiting.values():
-                while line:
-                    self._finish(line.popleft(), JobState.CANCELLED)
+            dropped = [line.popleft() for line in self._waiting.values() for _ in range(len(line))]
+            for job in dropped:
+                self._finish(job, JobState.CANCELLED)
             self._lock.notify_all()
             workers = [t for ts in self._workers.values() for t in ts]
+        for job in dropped:
+            self._emit("finished", job)
         for t in workers:
             t.join(timeout)
 
@@ -216,6 +237,7 @@ class JobQueue:
 
     def _serve(self, device: str) -> None:
         while (job := self._next(device)) is not None:
+            self._emit("started", job)
             state = JobState.SUCCEEDED
             try:
                 job.result = job.work(job.progress, job.token)
@@ -228,6 +250,7 @@ class JobQueue:
                 if state is JobState.SUCCEEDED:
                     self._durations[job.kind].append(time.monotonic() - job.started)
                 self._finish(job, state)
+            self._emit("finished", job)
 
     def _finish(self, job: Job, state: JobState) -> None:
         """Under the lock: mark the job finished and forget the oldest finished jobs past ``keep_finished``."""

@@ -56,6 +56,9 @@ class Settings:
         "four CPU cores (at least one), two on a GPU"
     )
     jobs_per_session: int = _setting(3, "Most jobs one browser session may have waiting or running at once")
+    metrics_port: int = _setting(0, "Port of the Prometheus metrics endpoint (/metrics); 0 = off")
+    metrics_host: str = _setting("127.0.0.1", "Address the metrics endpoint listens on")
+    job_log: str = _setting("", "Structured job log, one JSON line per job event: a file path, `stderr`, or empty = off")
     url_timeout_s: float = _setting(20.0, "Network timeout for URL import, in seconds")
     ice_servers: str = _setting(
         "", "Live page WebRTC ICE servers as JSON (e.g. a TURN server); empty = none, which works on localhost"

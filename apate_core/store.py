@@ -103,6 +103,7 @@ class ResultStore:
     def __init__(self, directory: str | Path, size_limit_bytes: int):
         self.directory = Path(directory).expanduser()
         self.size_limit = int(size_limit_bytes)
+        self.hits = self.misses = 0  # result lookups in this process (the metrics' hit rate)
         self._cache = self._open()
 
     def _open(self) -> diskcache.Cache:
@@ -172,7 +173,9 @@ class ResultStore:
     def get(self, key: str) -> Optional[StoredResult]:
         blob = self._guarded(lambda: self._cache.get(key))
         if blob is None:
+            self.misses += 1
             return None
+        self.hits += 1
         try:
             return decode_result(blob)
         except (ValueError, OSError, KeyError, json.JSONDecodeError) as exc:

@@ -10,6 +10,10 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="Apate", page_icon=":material/shield:", layout="wide")
 
+from app import ui  # noqa: E402 - after set_page_config
+
+ui.job_queue()  # created at start-up, so /metrics answers before the first job
+
 navigation = st.navigation(
     [
         st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),

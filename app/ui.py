@@ -37,19 +37,29 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else "local"
 
 
+@st.cache_resource
+def job_queue() -> jobs.JobQueue:
+    """The server's one job queue, with metrics and the job log attached when they are configured."""
+    from apate_core import monitoring
+
+    settings = get_settings()
+    queue = jobs.shared_queue(settings)
+    monitoring.install(settings, queue, get_store())
+    return queue
+
+
 def submit_job(kind: str, work: jobs.Work) -> jobs.Job:
     """Put heavy work on the server's one job queue; raises jobs.QueueLimit (a refusal) past the session's limit."""
-    settings = get_settings()
-    return jobs.shared_queue(settings).submit(kind, work, session=session_id(), device=settings.resolved_device())
+    return job_queue().submit(kind, work, session=session_id(), device=get_settings().resolved_device())
 
 
 def cancel_job(job: jobs.Job) -> None:
-    jobs.shared_queue(get_settings()).cancel(job)
+    job_queue().cancel(job)
 
 
 def job_progress(job: jobs.Job, verb: str) -> None:
     """A waiting job's place in the queue and estimate, or a running job's progress bar."""
-    status = jobs.shared_queue(get_settings()).status(job)
+    status = job_queue().status(job)
     if status.state is jobs.JobState.QUEUED:
         wait = "" if status.estimate_s is None else f", about {status.estimate_s:.0f} s before it starts"
         ahead = "next in line" if status.ahead == 0 else f"{status.ahead} job(s) ahead"

@@ -32,7 +32,7 @@ from typing import Any, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from .. import __version__
+from .. import __version__, monitoring
 from ..errors import ApateError, InputRefused
 from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ..settings import Settings
@@ -668,7 +668,10 @@ def load_detector(name: str, settings: Optional[Settings] = None) -> Detector:
         candidate = settings.models_path / name
         if candidate.exists():
             name = str(candidate)
-    return create_detector(name, device=device)
+    started = time.perf_counter()
+    detector = create_detector(name, device=device)
+    monitoring.model_loaded(getattr(detector, "name", name), detector, time.perf_counter() - started)
+    return detector
 
 
 def available_checkpoints(settings: Settings) -> list[Path]:
