@@ -24,6 +24,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 META_KEY = "__meta__"
+PINNED = "pinned"  # the diskcache tag of entries the size limit never evicts
 _STORE_ERRORS = (sqlite3.Error, OSError, ValueError, diskcache.Timeout)
 
 
@@ -159,7 +160,7 @@ class ResultStore:
 
     def _evict(self, keep: str) -> None:
         """Drop least recently used entries, one at a time, until the volume is under the limit."""
-        oldest = "SELECT key FROM Cache WHERE key != ? ORDER BY access_time LIMIT 1"
+        oldest = f"SELECT key FROM Cache WHERE key != ? AND tag IS NOT '{PINNED}' ORDER BY access_time LIMIT 1"
         while self._cache.volume() > self.size_limit:
             row = self._cache._sql(oldest, (keep,)).fetchone()
             if row is None:
@@ -190,6 +191,30 @@ class ResultStore:
     def get_bytes(self, key: str) -> Optional[bytes]:
         value = self._guarded(lambda: self._cache.get(key))
         return value if isinstance(value, bytes) else None
+
+    def peek(self, key: str) -> Optional[StoredResult]:
+        """Like get, but not counted as a lookup (listings are not cache hits)."""
+        hits, misses = self.hits, self.misses
+        try:
+            return self.get(key)
+        finally:
+            self.hits, self.misses = hits, misses
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key that starts with ``prefix`` (no values read)."""
+        query = "SELECT key FROM Cache WHERE raw = 1 AND substr(key, 1, ?) = ?"
+        return self._guarded(lambda: [r[0] for r in self._cache._sql(query, (len(prefix), prefix)).fetchall()], [])
+
+    def set_pinned(self, keys: list[str], pinned: bool) -> None:
+        """Pinned entries are never evicted by the size limit (they still count towards it)."""
+        tag = PINNED if pinned else None
+        self._guarded(lambda: [self._cache._sql("UPDATE Cache SET tag = ? WHERE key = ? AND raw = 1", (tag, k))
+                               for k in keys])
+
+    def pinned_bytes(self) -> int:
+        row = self._guarded(lambda: self._cache._sql("SELECT COALESCE(SUM(size), 0) FROM Cache WHERE tag = ?",
+                                                      (PINNED,)).fetchone(), (0,))
+        return int(row[0])
 
     def __contains__(self, key: str) -> bool:
         return bool(self._guarded(lambda: key in self._cache, False))

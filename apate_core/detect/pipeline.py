@@ -32,7 +32,7 @@ from typing import Any, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from .. import __version__, monitoring
+from .. import __version__, history, monitoring
 from ..errors import ApateError, InputRefused
 from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ..settings import Settings
@@ -423,6 +423,8 @@ def analyse_media(media, detector: Detector, params: Optional[DetectParams] = No
     result.key = key
     if store is not None:
         store.put(key, result.data, result.arrays)
+        shown = result.top_frames()[:1] or [r["index"] for r in result.frames[:1]]
+        history.record(store, history.detect_entry(result.data, key), result.frame(shown[0]) if shown else None)
     progress(1.0, "Done")
     return result
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import history
 from ..errors import InputRefused, UnsupportedMedia
 from ..media.images import check_protect_size, decode_image
 from ..media.intake import intake_file, sha256_file
@@ -546,6 +547,11 @@ def run_protect_job(images: Sequence[ImageInput], choice: GeneratorChoice, param
             if store is not None:
                 store.put(keys[i], {"targets": list(names), "metrics": metrics},
                           {"protected": protected, "outputs_original": out_o, "outputs_protected": out_p})
+                summary = (f"{choice.family}: {metrics['disrupted_fraction']:.0%} of {len(names)} targets disrupted, "
+                           f"SSIM {metrics['quality']['ssim']:.3f}")
+                history.record(store, history.protect_entry(
+                    keys[i], image.name, choice.family, choice.label, weights_id(choice),
+                    dataclasses.asdict(params), summary), protected)
         done += len(chunk)
     report(1.0, "done")
     return ProtectJobResult([r for r in results if r is not None], choice, params, tuple(model_size),

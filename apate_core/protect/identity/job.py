@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ... import history
 from ...media.intake import sha256_file
 from ...progress import CancelToken, ProgressCallback, check_cancelled, no_progress
 from ...settings import Settings
@@ -168,6 +169,14 @@ def _metrics(image: ImageInput, protected: np.ndarray, faces: Sequence[AlignedFa
     }
 
 
+def _summary(done: CloakedImage) -> str:
+    faces = len(done.faces)
+    if not faces:
+        return "identity: no face found, unchanged"
+    return (f"identity: {done.unmatched():.0%} of {faces} face(s) no longer matched, "
+            f"{done.metrics['epsilon_steps']}/255, SSIM {done.metrics['quality']['ssim']:.3f}")
+
+
 def _from_store(store: Optional[ResultStore], key: str, image: ImageInput, fmt: str) -> Optional[CloakedImage]:
     hit = store.get(key) if store is not None else None
     if hit is None or "protected" not in hit.arrays or hit.arrays["protected"].shape != image.rgb.shape:
@@ -249,6 +258,8 @@ def run_identity_job(images: Sequence[ImageInput], params: CloakParams, settings
             if store is not None:
                 store.put(key, {"metrics": done.metrics, "kind": "protect", "target": TARGET, "name": image.name},
                           {"protected": done.protected})
+                history.record(store, history.protect_entry(key, image.name, TARGET, RECOGNISER, sha, payload,
+                                                            _summary(done)), done.protected)
         results.append(done)
     report(1.0, "done")
     return IdentityJobResult(results, params, sha, time.perf_counter() - started)
