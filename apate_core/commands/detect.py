@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..settings import load_settings
-from ._output import print_json
+from ._output import band_arg, print_json
 
 DEFAULT_OUT = Path("apate-results")
 
@@ -113,14 +113,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _band(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected LOW,HIGH, e.g. 0.4,0.6") from None
-    return low, high
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="score videos or images for AI generation, with heatmaps",
                             description="Score videos or images: P(fake) per frame, a verdict (real, uncertain, "
@@ -135,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="heatmaps for the top-k frames only (default) or for every frame")
     parser.add_argument("--top-k", type=int, default=8, help="how many most suspicious frames to keep (default 8)")
     parser.add_argument("--faces", action="store_true", help="score face crops (per face, per frame)")
-    parser.add_argument("--band", type=_band, default=(0.4, 0.6), metavar="LOW,HIGH",
+    parser.add_argument("--band", type=band_arg, default=(0.4, 0.6), metavar="LOW,HIGH",
                         help="uncertain band: real <= LOW, fake >= HIGH (default 0.4,0.6)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default ./apate-results/<stem>/)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
