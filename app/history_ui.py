@@ -12,7 +12,7 @@ from PIL import Image
 from apate_core import history
 from apate_core.errors import ApateError
 from apate_core.store import ResultStore
-from app import detect_ui, ui
+from app import detect_ui
 
 
 def _when(entry: history.HistoryEntry) -> str:
