@@ -1,4 +1,4 @@
-"""The history of analyses: one small index entry per Detect or Protect result in the result store.
+"""The history of analyses: one small index entry per Detect, Protect or Inspect result in the result store.
 
 Results are stored under content-addressed keys that say nothing a person can browse by. Beside each result the
 engine writes an entry under ``history:<result key>``: when, what (input name, a 96 px thumbnail), which kind,
@@ -28,13 +28,13 @@ from .store import ResultStore
 
 PREFIX = "history:"
 THUMB_SIDE = 96
-KINDS = ("detect", "protect")
+KINDS = ("detect", "protect", "inspect")
 
 
 @dataclass
 class HistoryEntry:
     key: str  # the result's key in the store
-    kind: str  # "detect" or "protect"
+    kind: str  # "detect", "protect" or "inspect"
     name: str  # the input's file name
     created: float  # seconds since the epoch
     summary: str  # verdict with score, or what the protection achieved
@@ -193,6 +193,8 @@ def export_zip(store: ResultStore, keys: list[str]) -> bytes:
             (folder / "entry.json").write_text(json.dumps(entry.to_meta(), indent=2), encoding="utf-8")
             if entry.kind == "detect":
                 write_result_dir(open_detect(store, key), folder)
+            elif entry.kind == "inspect":
+                (folder / "inspect.json").write_text(json.dumps(stored.meta, indent=2), encoding="utf-8")
             else:
                 (folder / "result.json").write_text(json.dumps(stored.meta, indent=2, default=str), encoding="utf-8")
                 if "protected" in stored.arrays:

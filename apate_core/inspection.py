@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -66,13 +68,36 @@ def fetch_source(
     return Path(got.path), Path(got.path).name
 
 
-def inspect_path(path: Path, settings: Settings, name: Optional[str] = None, source: str = "") -> InspectReport:
+def inspect_path(path: Path, settings: Settings, name: Optional[str] = None, source: str = "",
+                 store: Optional[ResultStore] = None) -> InspectReport:
+    """What the file is; with a ``store``, the report is kept there and listed in the history."""
     from .provenance import read_c2pa, read_metadata, summarise_provenance
 
     media = intake_file(path, settings, name=name)
     metadata = read_metadata(media.path, media.kind)
     c2pa = read_c2pa(media.path)
-    return InspectReport(source or str(path), media, metadata, c2pa, summarise_provenance(c2pa, metadata))
+    report = InspectReport(source or str(path), media, metadata, c2pa, summarise_provenance(c2pa, metadata))
+    if store is not None:
+        _remember(report, store)
+    return report
+
+
+def _remember(report: InspectReport, store: ResultStore) -> None:
+    from . import history
+
+    media = report.media
+    key = make_key(media.sha256, "inspect", params={"version": 1})
+    data = json.loads(json.dumps(report.to_dict(), default=str))  # dataclasses and paths as plain JSON
+    store.put(key, data)
+    summary = f"{media.kind} · {media.format} · {media.size_bytes / 1048576:.2f} MB"
+    if report.summary:
+        summary += f" · {report.summary[0]}"
+    thumb = None
+    if media.kind == "image":
+        from .media.images import decode_image
+
+        thumb = decode_image(media.path, max_pixels=10**12, accepted=(media.format,)).rgb  # intake checked it
+    history.record(store, history.HistoryEntry(key, "inspect", media.name, time.time(), summary, "inspect"), thumb)
 
 
 def inspect_source(
@@ -81,10 +106,11 @@ def inspect_source(
     workdir: Optional[Path] = None,
     progress: ProgressCallback = no_progress,
     cancel: Optional[CancelToken] = None,
+    store: Optional[ResultStore] = None,
 ) -> InspectReport:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="apate-"))
     path, name = fetch_source(source, settings, workdir, progress, cancel)
-    return inspect_path(path, settings, name=name, source=source)
+    return inspect_path(path, settings, name=name, source=source, store=store)
 
 
 def playable_video(

@@ -66,6 +66,8 @@ def show_entry(store: ResultStore, key: str) -> None:
         st.info(entry.notes, icon=":material/sticky_note_2:")
     if entry.kind == "detect":
         _show_detect(store, entry)
+    elif entry.kind == "inspect":
+        _show_inspect(store, entry)
     else:
         _show_protect(store, entry)
 
@@ -87,6 +89,18 @@ def _show_detect(store: ResultStore, entry: history.HistoryEntry) -> None:
         detect_ui.downloads(result)
         return
     detect_ui.show_result(result, detector)
+
+
+def _show_inspect(store: ResultStore, entry: history.HistoryEntry) -> None:
+    report = store.get(entry.key).meta
+    if entry.thumbnail is not None:
+        st.image(entry.thumbnail)
+    for line in report.get("summary", []):
+        st.markdown(f"- {line}")
+    st.download_button("Download the report (JSON)", json.dumps(report, indent=2), key="history_inspect_json",
+                       file_name=f"{Path(entry.name).stem}.inspect.json", mime="application/json")
+    with st.expander("Media, metadata and provenance", expanded=True):
+        st.json(report)
 
 
 def _show_protect(store: ResultStore, entry: history.HistoryEntry) -> None:

@@ -1,4 +1,4 @@
-"""History: every Detect and Protect result in the store, newest first; reopen, annotate, pin, export, delete."""
+"""History: every Detect, Protect and Inspect result in the store, newest first; reopen, annotate, pin, export, delete."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ label = label_col.selectbox("Verdict", ["", *LABELS], key="history_label",
 text = text_col.text_input("Search names, summaries, models, notes and tags", key="history_text")
 entries = history.entries(store, kind=kind, text=text, label=label)
 if not entries:
-    st.info("No results yet: analyse a file on Detect or protect a photo on Protect, and it shows here.")
+    st.info("No results yet: inspect or analyse a file, or protect a photo, and it shows here.")
     st.stop()
 
 st.caption(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")

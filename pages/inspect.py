@@ -45,11 +45,11 @@ def load_report():
         return cached[1]
     with ui.progress_bar("Reading") as progress:
         if path is not None:
-            report = inspect_path(path, settings, name=uploaded.name, source=uploaded.name)
+            report = inspect_path(path, settings, name=uploaded.name, source=uploaded.name, store=ui.get_store())
         else:
             downloads = settings.cache_path / "downloads"
             downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
-            report = inspect_source(source, settings, workdir=downloads, progress=progress)
+            report = inspect_source(source, settings, workdir=downloads, progress=progress, store=ui.get_store())
     st.session_state["inspect_report"] = (source, report)
     return report
 

@@ -103,3 +103,15 @@ def test_export_zip_holds_each_result_folder(tmp_path, settings):
         assert json.loads(archive.read("detect-a_b/entry.json"))["notes"] == "checked twice"
         reopened = history.open_detect(store, result.key)
         assert reopened.from_store and reopened.score == result.score and reopened.label == result.label
+
+
+def test_inspect_reports_are_kept_and_listed(tmp_path, settings):
+    from apate_core.inspection import inspect_path
+
+    with ResultStore(tmp_path / "store", 50 * 2**20) as store:
+        report = inspect_path(_image(tmp_path / "scan.png", 4), settings, store=store)
+        (entry,) = history.entries(store, kind="inspect")
+        assert entry.name == "scan.png" and "png" in entry.summary and entry.thumbnail.shape == (64, 80, 3)
+        assert store.get(entry.key).meta["media"]["sha256"] == report.media.sha256
+        assert inspect_path(tmp_path / "scan.png", settings).media.sha256 == report.media.sha256  # no store: fine
+        assert len(history.entries(store)) == 1

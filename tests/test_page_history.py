@@ -96,3 +96,19 @@ def test_entry_of_a_model_that_no_longer_exists_still_opens(analysed):
     at.button(key=f"history_open_{analysed[0]}").click().run()
     assert not at.exception
     assert any("no longer available" in w.value for w in at.warning)
+
+
+def test_an_inspect_report_opens_from_the_store(analysed, tmp_path):
+    from apate_core.inspection import inspect_path
+
+    path = tmp_path / "evidence.png"
+    Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(path)
+    with open_store(load_settings()) as store:
+        inspect_path(path, load_settings(), store=store)
+        key = history.entries(store, kind="inspect")[0].key
+    at = _page()
+    at.selectbox(key="history_kind").set_value("inspect").run()
+    assert "evidence.png" in _markdown(at) and "harbour.png" not in _markdown(at)
+    at.button(key=f"history_open_{key}").click().run()
+    assert not at.exception
+    assert at.get("json") and any("evidence.png" in h.value for h in at.subheader)

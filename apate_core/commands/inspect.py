@@ -28,10 +28,11 @@ def _human(report) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inspection import inspect_source
+    from ..store import open_store
 
     settings = load_settings()
-    with tempfile.TemporaryDirectory(prefix="apate-") as workdir:
-        report = inspect_source(args.source, settings, workdir=workdir)
+    with tempfile.TemporaryDirectory(prefix="apate-") as workdir, open_store(settings) as store:
+        report = inspect_source(args.source, settings, workdir=workdir, store=store)
         if args.json:
             print_json(report.to_dict())
         else:
