@@ -20,6 +20,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest runs a page as ``__main__`` and leaves it in sys.modules; a process spawned afterwards (the scan's
+    workers) would then re-run that page on start-up. Put the real main module back after every test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def settings(tmp_path):
     from apate_core.settings import load_settings
