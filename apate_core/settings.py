@@ -80,6 +80,13 @@ class Settings:
         "", "Where the face sample photos for identity evaluation live; empty = assets/faces in the repository "
         "(fetched at install time by `python -m apate_core.protect.identity.samples`)"
     )
+    api_keys: str = _setting(
+        "", "API keys for `apate api`: comma-separated keys, or the path of a file with one key per line (each at "
+        "least 16 characters); empty = no keys, allowed only on a loopback address"
+    )
+    api_rate_per_minute: int = _setting(
+        300, "Requests per minute one API key (or, without keys, one client address) may make; 0 = no limit"
+    )
 
     @property
     def max_video_bytes(self) -> int:
