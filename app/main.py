@@ -22,6 +22,7 @@ navigation = st.navigation(
         st.Page(str(PAGES / "protect.py"), title="Protect", icon=":material/shield_lock:", url_path="protect"),
         st.Page(str(PAGES / "live.py"), title="Live", icon=":material/videocam:", url_path="live"),
         st.Page(str(PAGES / "history.py"), title="History", icon=":material/history:", url_path="history"),
+        st.Page(str(PAGES / "models.py"), title="Models", icon=":material/deployed_code:", url_path="models"),
     ]
 )
 navigation.run()

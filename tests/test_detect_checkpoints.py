@@ -232,9 +232,11 @@ def test_pickle_with_arbitrary_objects_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "marker.txt"
     path = tmp_path / "evil.pth"
     torch.save({"model": _Payload(marker)}, path)
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="weights_only") as refused:
         load_detector(path, architecture="resnet18")
     assert not marker.exists()
+    assert "references Python code" in str(refused.value)
+    assert "weights_only=False" not in str(refused.value) and "Re-running" not in str(refused.value)
 
 
 def test_damaged_and_missing_files_are_refused(tmp_path):

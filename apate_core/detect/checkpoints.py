@@ -76,9 +76,11 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for refused objects, RuntimeError/EOFError for damage
+        from ..protect.checkpoints import _failure_reason  # never repeats torch's advice to load unsafely
+
         raise CheckpointError(
             f"{path.name} was refused: it is not a plain-tensor checkpoint that loads with "
-            f"weights_only=True ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+            f"weights_only=True ({_failure_reason(exc)})",
             accepted=".safetensors, or .pth/.pt holding only tensors (a state_dict or {'model': state_dict})",
         ) from exc
 
