@@ -45,7 +45,7 @@ def test_import_a_checkpoint_in_the_browser(dashboard, browser_page, artifacts, 
     page.screenshot(path=str(artifacts / "models-import-ready.png"), full_page=True)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     page.locator(f".st-key-models_import_save_{digest} button").click()
-    page.get_by_text("as detectors/browser-r18.safetensors").wait_for(timeout=120_000)
+    page.get_by_text("as detectors/browser-r18.safetensors").first.wait_for(timeout=120_000)  # the flash and the note
     # listed with the detectors, its card carrying what was typed
     page.get_by_role("tab", name="Detectors").click()
     page.get_by_text("detector:detectors/browser-r18.safetensors").wait_for(timeout=60_000)

@@ -15,6 +15,7 @@ import torchvision.models as tvm
 from safetensors.torch import save as st_save
 
 from apate_core import model_catalog as mc
+from apate_core.model_catalog.importing import _scrub
 from apate_core import monitoring
 from apate_core.detect.pipeline import available_checkpoints, load_detector
 from apate_core.errors import CheckpointError, InputRefused
@@ -216,7 +217,7 @@ def test_scrub_removes_pytorchs_unsafe_advice():
                "`torch.load` with `weights_only` set to `False` will likely succeed, but it can result in arbitrary "
                "code execution. (2) Alternatively, load with weights_only=False.\n\nTrying to load unsupported "
                "GLOBAL posix.system whose module posix is blocked.")
-    scrubbed = mc._scrub(message)
+    scrubbed = _scrub(message)
     assert "GLOBAL posix.system" in scrubbed
     for advice in (*UNSAFE_ADVICE, "two options", "False"):
         assert advice not in scrubbed, scrubbed

@@ -1,28 +1,9 @@
-"""Every model Apate can use, its card, which ones this process holds, and checkpoints an analyst imports.
-
-    entries = list_models(settings)                        # detectors, Protect generators, attacks, identity
-    load("detector:resnet18", "cpu", settings)              # the process-wide manager; loaded() shows device, bytes
-    report = inspect_checkpoint(data, "mine.pth")           # which architecture the keys and shapes fit, or why not
-    imported = import_checkpoint(data, "mine.pth", None, {"name": "mine", "licence": "MIT"}, settings)
-    save_card(imported.name, {"trained_on": "FF++ c23"}, settings)
-
-Listing reads the registries (``apate_core.detect.list_detectors``, ``apate_core.protect`` generator families and
-attacks), the shipped weights with the cards beside them (``assets/models``) and the checkpoints under
-``APATE_MODELS_DIR``. Imports are written where the Detect and Protect pages and the CLI look:
-``models/detectors/<name>.safetensors`` + ``<name>.json`` for a detector, ``models/<family>/<name>.safetensors``
-(+ card) for a generator.
-
-Checkpoints are untrusted input. They are read only by the engine's safe readers
-(``apate_core.protect.checkpoints.read_checkpoint`` and ``apate_core.detect.checkpoints``): safetensors, or
-``torch.load(weights_only=True)``, which never runs code from the file. A refusal says what was wrong and what
-is accepted; PyTorch's own advice to retry the unsafe way is cut out of it.
-"""
+"""Checkpoints an analyst brings: which architecture their keys and shapes fit, import, card editing."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import hashlib
 import json
 import math
@@ -30,434 +11,16 @@ import os
 import re
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
-from torch import nn
 
-from . import monitoring
-from .errors import ApateError, CheckpointError, InputRefused
-from .settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_DETECTORS_DIR = ROOT / "assets" / "models"
-KINDS = ("detector", "generator", "attack", "identity")
-KIND_TITLES = {"detector": "Detectors", "generator": "Protect generators", "attack": "Attacks",
-               "identity": "Identity"}
-IMPORT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
-ACCEPTED = ("a .safetensors file, or a .pth/.pt/.ckpt/.bin file holding only tensors (read with "
-            "weights_only=True, which never runs code): a state_dict, possibly wrapped under "
-            "'state_dict', 'model', 'model_state_dict', 'net', 'generator', 'netG' or 'G'")
-DETECTORS_DIR = "detectors"  # models/detectors/<name>.safetensors + <name>.json
-SHOW_KEYS = 20  # keys listed per kind of mismatch
-EDITABLE_FIELDS = ("name", "trained_on", "metrics", "licence", "source", "notes")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# Registered names that are shipped weights rather than architectures, and architectures whose modules need
-# more than their keys to be rebuilt (the CLIP probe's blocks cannot be read off a head's shape).
-NOT_IMPORTABLE = {"clip_probe": "a CLIP linear probe: which CLIP blocks it reads cannot be told from its shapes; "
-                                "bring it as Apate's .safetensors with its .json card under models/detectors/"}
-StrPath = Union[str, os.PathLike]
-
-
-# ============================================================================================= listing
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model as the Models page lists it. ``key`` ("kind:name") is what load/unload take."""
-
-    kind: str  # one of KINDS
-    name: str  # unique within its kind
-    title: str
-    origin: str  # "shipped" | "imported" | "checkpoint" | "architecture" | "random" | "built-in"
-    architecture: str
-    description: str = ""
-    path: Optional[Path] = None
-    sha256: Optional[str] = None
-    size_bytes: Optional[int] = None
-    card: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    loadable: bool = True
-    editable: bool = False  # the card may be edited (imported models and checkpoints under APATE_MODELS_DIR)
-    load_name: str = ""  # detectors: what pipeline.load_detector takes
-    config: Mapping[str, Any] = field(default_factory=dict, compare=False)  # random generators' configuration
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-    @property
-    def trained_on(self) -> str:
-        return _summary(self.card.get("trained_on") or self.card.get("training"))
-
-    @property
-    def metrics(self) -> Any:
-        for key in ("metrics", "heldout_metrics", "efficacy", "cloak_efficacy", "exactness"):
-            if self.card.get(key):
-                return self.card[key]
-        return None
-
-    @property
-    def licence(self) -> str:
-        return _summary(self.card.get("licence") or self.card.get("license"))
-
-    @property
-    def source(self) -> str:
-        for key in ("source", "recipe_command", "recipe", "converter"):
-            if self.card.get(key):
-                return _summary(self.card[key])
-        return ""
-
-
-def list_models(settings: Settings, kinds: Sequence[str] = KINDS) -> list[ModelEntry]:
-    """Every model of the given kinds, in KINDS order; within a kind shipped first, then imports and checkpoints."""
-    makers = {"detector": _detector_entries, "generator": _generator_entries, "attack": _attack_entries,
-              "identity": _identity_entries}
-    out: list[ModelEntry] = []
-    for kind in KINDS:
-        if kind in kinds:
-            out += makers[kind](settings)
-    return out
-
-
-def find_model(key: str, settings: Settings) -> ModelEntry:
-    """The entry whose key ("kind:name") or unique name is ``key``; InputRefused otherwise."""
-    entries = list_models(settings)
-    hits = [e for e in entries if e.key == key] or [e for e in entries if e.name == key]
-    if len(hits) != 1:
-        problem = f"No model {key!r}" if not hits else f"{key!r} names {len(hits)} models"
-        raise InputRefused(problem, accepted="a key shown on the Models page, e.g. 'detector:resnet18'")
-    return hits[0]
-
-
-def _summary(value: Any, limit: int = 400) -> str:
-    if value is None or value == "" or value == {} or value == []:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, Mapping) and set(value) >= {"kind"}:
-        text = str(value["kind"])
-    elif isinstance(value, Mapping) and all(isinstance(v, (str, int, float)) for v in value.values()):
-        text = "; ".join(f"{k}: {v}" for k, v in value.items())
-    else:
-        text = json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@functools.lru_cache(maxsize=256)
-def _hash_cached(path: str, mtime: float, size: int) -> str:
-    from .media.intake import sha256_file
-
-    return sha256_file(path)
-
-
-def file_sha256(path: StrPath) -> str:
-    """SHA-256 of a weights file, computed once per (path, mtime, size)."""
-    stat = Path(path).stat()
-    return _hash_cached(str(Path(path).resolve()), stat.st_mtime, stat.st_size)
-
-
-def _read_json(path: Path) -> Optional[dict[str, Any]]:
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return card if isinstance(card, dict) else None
-
-
-def _detector_entries(settings: Settings) -> list[ModelEntry]:
-    from .detect import checkpoints, pipeline
-    from .detect.registry import SHIPPED_MODELS, get_spec, list_detectors, untrained_card
-
-    registered = set(list_detectors())
-    shipped_names = {Path(fn()).resolve(): name for name, fn in SHIPPED_MODELS.items()}
-    entries: list[ModelEntry] = []
-    for path in sorted(SHIPPED_DETECTORS_DIR.glob("*.safetensors")):
-        card = _read_json(path.with_suffix(".json")) or {}
-        name = shipped_names.get(path.resolve(), path.stem)
-        described = " (the default)" if name == pipeline.default_detector_name() else ""
-        entries.append(ModelEntry(
-            "detector", name, f"{name}{described}", "shipped", str(card.get("architecture", "?")),
-            description=f"Apate's shipped weights, {path.relative_to(ROOT).as_posix()}", path=path,
-            sha256=file_sha256(path), size_bytes=path.stat().st_size, card=card,
-            load_name=name if name in registered else str(path)))
-    for name in list_detectors():
-        if name in SHIPPED_MODELS:
-            continue
-        entries.append(ModelEntry(
-            "detector", name, f"{name} (architecture, untrained)", "architecture", name,
-            description=get_spec(name).description, card=untrained_card(name), load_name=name))
-    models = settings.models_path
-    family_dirs = _family_dirs(models)
-    for path in pipeline.available_checkpoints(settings):
-        if any(_is_under(path, folder) for folder in family_dirs):
-            continue  # a Protect generator's file, listed there
-        try:
-            card = checkpoints.read_card(path)
-        except CheckpointError as exc:
-            card = {"problem": str(exc)}
-        rel = path.relative_to(models).as_posix()
-        origin = "imported" if card and card.get("imported_from") else "checkpoint"
-        entries.append(ModelEntry(
-            "detector", rel, (card or {}).get("name") or rel, origin,
-            str((card or {}).get("architecture") or "inferred when loaded"),
-            description=f"under APATE_MODELS_DIR ({models})", path=path, sha256=file_sha256(path),
-            size_bytes=path.stat().st_size, card=card or {}, editable=card is not None and "problem" not in card,
-            load_name=str(path)))
-    return entries
-
-
-def _family_dirs(models: Path) -> list[Path]:
-    from .protect.generators import list_generators
-
-    return [models / family for family in list_generators()]
-
-
-def _is_under(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def _generator_entries(settings: Settings) -> list[ModelEntry]:
-    from .protect.generators import get_family
-    from .protect.job import RANDOM_LABEL, available_generators, weights_id
-
-    entries: list[ModelEntry] = []
-    for choice in available_generators(settings):
-        family = get_family(choice.family)
-        card: dict[str, Any] = {}
-        if choice.path is not None:
-            card = _read_json(Path(choice.path).with_suffix(".json")) or {}
-        if choice.source == "shipped":
-            name, origin = f"{choice.family}/shipped", "shipped"
-        elif choice.source == "checkpoint":
-            rel = Path(choice.path).relative_to(settings.models_path).as_posix()
-            name, origin = rel, "imported" if card.get("imported_from") else "checkpoint"
-        else:
-            name, origin = f"{choice.family}/random", "random"
-            card = {"name": name, "source": RANDOM_LABEL, "configuration": dict(choice.config),
-                    "notes": f"No {family.display_name} weights were found, so Protect offers seeded random "
-                             "weights to show the workflow; they say nothing about a real model."}
-        path = Path(choice.path) if choice.path is not None else None
-        title = f"{family.display_name}: {card['name']}" if origin == "imported" and card.get("name") else choice.label
-        entries.append(ModelEntry(
-            "generator", name, title, origin, choice.family, description=family.description, path=path,
-            sha256=weights_id(choice), size_bytes=path.stat().st_size if path else None, card=card,
-            editable=origin in ("imported", "checkpoint"), config=dict(choice.config)))
-    return entries
-
-
-def _attack_entries(settings: Settings) -> list[ModelEntry]:
-    from .protect.attacks import get_attack_class, list_attacks
-
-    entries = []
-    for name in list_attacks():
-        cls = get_attack_class(name)
-        defaults = {f.name: _jsonable(f.default) for f in dataclasses.fields(cls.config_cls)
-                    if f.default is not dataclasses.MISSING}
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if (cls.__doc__ or "").strip() else ""
-        card = {"name": name, "description": doc, "defaults": defaults,
-                "source": f"apate_core/protect/attacks ({cls.__module__}.{cls.__name__})",
-                "licence": "same as Apate (MIT)"}
-        entries.append(ModelEntry("attack", name, name.upper(), "built-in", name, description=doc, card=card,
-                                  loadable=False))
-    return entries
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None), dict)) else repr(value)
-
-
-def _identity_entries(settings: Settings) -> list[ModelEntry]:
-    from .protect.identity.descriptor import DEFAULT_WEIGHTS
-
-    card = _read_json(DEFAULT_WEIGHTS.with_suffix(".json")) or {}
-    present = DEFAULT_WEIGHTS.is_file()
-    return [ModelEntry(
-        "identity", "face-descriptor", "Face descriptor (face-api.js FaceRecognitionNet)", "shipped",
-        "FaceDescriptorNet", description=str(card.get("task", "")), path=DEFAULT_WEIGHTS if present else None,
-        sha256=file_sha256(DEFAULT_WEIGHTS) if present else None,
-        size_bytes=DEFAULT_WEIGHTS.stat().st_size if present else None, card=card, loadable=present)]
-
-
-# ============================================================================================= loaded models
-@dataclass(frozen=True)
-class LoadedModel:
-    key: str
-    kind: str
-    name: str
-    device: str
-    memory_bytes: int  # parameters and buffers, each tensor once
-    parameters: int
-    seconds: float  # time the load took
-    loaded_at: float
-
-
-def tensor_bytes(module: nn.Module) -> tuple[int, int]:
-    """(bytes, parameter count) of a module's parameters and buffers, each tensor counted once."""
-    seen: set[int] = set()
-    total = params = 0
-    for tensor in [*module.parameters(), *module.buffers()]:
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        total += tensor.numel() * tensor.element_size()
-    for p in module.parameters():
-        params += p.numel()
-    return total, params
-
-
-def _device_of(module: nn.Module) -> str:
-    tensor = next(iter([*module.parameters(), *module.buffers()]), None)
-    return str(tensor.device) if tensor is not None else "cpu"
-
-
-class ModelManager:
-    """Models this process holds for the Models page, one instance per key. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._held: dict[str, tuple[LoadedModel, Any]] = {}
-
-    def load(self, key: str, device: Optional[str] = None, settings: Optional[Settings] = None) -> LoadedModel:
-        """Load (or move) the model ``key`` onto ``device`` (default: default_device())."""
-        from .settings import load_settings
-
-        settings = settings or load_settings()
-        entry = find_model(key, settings)
-        if not entry.loadable:
-            raise InputRefused(f"{entry.title} is an algorithm, not weights: there is nothing to load")
-        device = check_device(device or default_device(settings))
-        with self._lock:
-            held = self._held.get(entry.key)
-            if held is not None and held[0].device == device:
-                return held[0]
-            started = time.perf_counter()
-            if held is not None:
-                obj = held[1]
-                _module_of(obj).to(device)
-            else:
-                obj = _build(entry, device, settings)
-            seconds = time.perf_counter() - started
-            module = _module_of(obj)
-            memory, params = tensor_bytes(module)
-            info = LoadedModel(entry.key, entry.kind, entry.name, _device_of(module), memory, params, seconds,
-                               time.time())
-            self._held[entry.key] = (info, obj)
-            return info
-
-    def unload(self, key: str) -> bool:
-        """Drop the model; True when it was held."""
-        with self._lock:
-            held = self._held.pop(key, None)
-        if held is None:
-            return False
-        if held[0].device.startswith("cuda") and torch.cuda.is_available():
-            del held
-            torch.cuda.empty_cache()
-        return True
-
-    def loaded(self) -> list[LoadedModel]:
-        with self._lock:
-            return sorted((info for info, _ in self._held.values()), key=lambda i: i.loaded_at)
-
-    def get(self, key: str) -> Any:
-        """The held object (a Detector, a generator or the face descriptor), or None."""
-        with self._lock:
-            held = self._held.get(key)
-        return None if held is None else held[1]
-
-    def is_loaded(self, key: str) -> bool:
-        with self._lock:
-            return key in self._held
-
-
-def _module_of(obj: Any) -> nn.Module:
-    return obj.module if hasattr(obj, "module") and isinstance(obj.module, nn.Module) else obj
-
-
-def _build(entry: ModelEntry, device: str, settings: Settings) -> Any:
-    started = time.perf_counter()
-    if entry.kind == "detector":
-        from .detect import pipeline
-
-        # pipeline.load_detector reports the load to monitoring itself
-        return pipeline.load_detector(entry.load_name, dataclasses.replace(settings, device=device))
-    if entry.kind == "generator":
-        from .protect.checkpoints import load_generator
-
-        if entry.path is None:
-            with torch.random.fork_rng(devices=[]):  # the same seeded demo weights Protect uses
-                torch.manual_seed(0)
-                model = load_generator(entry.architecture, device=device, **dict(entry.config))
-        else:
-            model = load_generator(entry.architecture, entry.path, device=device)
-    elif entry.kind == "identity":
-        from .protect.identity.descriptor import build_face_descriptor, read_weights
-
-        model = build_face_descriptor(read_weights(Path(entry.path)), device)
-    else:
-        raise InputRefused(f"{entry.title} cannot be loaded")
-    monitoring.model_loaded(entry.name, model, time.perf_counter() - started)
-    return model
-
-
-MANAGER = ModelManager()
-
-
-def load(name: str, device: Optional[str] = None, settings: Optional[Settings] = None) -> LoadedModel:
-    return MANAGER.load(name, device, settings)
-
-
-def unload(name: str) -> bool:
-    return MANAGER.unload(name)
-
-
-def loaded() -> list[LoadedModel]:
-    return MANAGER.loaded()
-
-
-# ============================================================================================= default device
-_default_device: Optional[str] = None
-_device_lock = threading.Lock()
-
-
-def available_devices() -> list[str]:
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
-def check_device(device: str) -> str:
-    if device not in available_devices():
-        raise InputRefused(f"Device {device!r} is not available on this machine",
-                           accepted=", ".join(available_devices()))
-    return device
-
-
-def default_device(settings: Optional[Settings] = None) -> str:
-    """The device chosen on the Models page for this process, else what APATE_DEVICE stands for."""
-    if _default_device is not None:
-        return _default_device
-    if settings is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return settings.resolved_device()
-    except ApateError:
-        return "cpu"
-
-
-def set_default_device(device: Optional[str]) -> Optional[str]:
-    """Choose the default device for models this process loads from the Models page (None: back to APATE_DEVICE)."""
-    global _default_device
-    with _device_lock:
-        _default_device = None if device is None else check_device(device)
-        return _default_device
+from ..errors import CheckpointError, InputRefused
+from ..settings import Settings
+from .catalog import (ACCEPTED, DETECTORS_DIR, EDITABLE_FIELDS, IMPORT_SUFFIXES, NAME_PATTERN, NOT_IMPORTABLE, SHOW_KEYS,
+                      ModelEntry, StrPath, _is_under, _read_json, file_sha256, list_models)
 
 
 # ============================================================================================= inspection
@@ -548,8 +111,8 @@ class CheckpointInspection:
 
 def importable_architectures() -> list[str]:
     """Architectures an import can target, as "kind:name"."""
-    from .detect.registry import SHIPPED_MODELS, list_detectors
-    from .protect.generators import list_generators
+    from ..detect.registry import SHIPPED_MODELS, list_detectors
+    from ..protect.generators import list_generators
 
     detectors = [f"detector:{n}" for n in list_detectors() if n not in SHIPPED_MODELS and n not in NOT_IMPORTABLE]
     return detectors + [f"generator:{n}" for n in list_generators()]
@@ -617,8 +180,8 @@ class _Staged:
 
 def _read_state(path: Path, filename: str) -> dict[str, torch.Tensor]:
     """Plain tensors from an untrusted file, through the engine's safe readers; refusals scrubbed."""
-    from .detect.checkpoints import read_state_dict
-    from .protect.checkpoints import read_checkpoint
+    from ..detect.checkpoints import read_state_dict
+    from ..protect.checkpoints import read_checkpoint
 
     try:
         return read_checkpoint(path)  # safetensors or weights_only unpickling; unwraps generator-style wrappers
@@ -637,7 +200,7 @@ _EXPECTED_LOCK = threading.Lock()
 
 
 def _expected_detector(name: str, overrides: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    from .detect.registry import get_spec, make_config
+    from ..detect.registry import get_spec, make_config
 
     cache_key = ("detector", name, tuple(sorted((k, repr(v)) for k, v in overrides.items())))
     with _EXPECTED_LOCK:
@@ -662,7 +225,7 @@ def _compare(kind: str, architecture: str, config: Mapping[str, Any], state: Map
 
 
 def _detector_reports(state: Mapping[str, torch.Tensor]) -> list[KeyReport]:
-    from .detect.checkpoints import infer_architecture
+    from ..detect.checkpoints import infer_architecture
 
     inferred = infer_architecture(state)
     reports = []
@@ -682,8 +245,8 @@ def _detector_reports(state: Mapping[str, torch.Tensor]) -> list[KeyReport]:
 
 
 def _generator_reports(state: Mapping[str, torch.Tensor]) -> list[KeyReport]:
-    from .protect.checkpoints import FIXUPS, config_from_state_dict, drop_aliases
-    from .protect.generators import get_family, list_generators
+    from ..protect.checkpoints import FIXUPS, config_from_state_dict, drop_aliases
+    from ..protect.generators import get_family, list_generators
 
     reports = []
     for name in list_generators():
@@ -805,7 +368,7 @@ def import_checkpoint(data: Union[bytes, StrPath], filename: str, architecture: 
     card: the analyst's fields (EDITABLE_FIELDS); name defaults to the file's stem.
     The weights are rebuilt strictly into the architecture before anything is written.
     """
-    from .settings import load_settings
+    from ..settings import load_settings
 
     settings = settings or load_settings()
     fields = _clean_card(card)
@@ -846,7 +409,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 def _import_detector(path: Path, report: KeyReport, name: str, fields: dict[str, Any], extra: dict[str, Any],
                      settings: Settings, overwrite: bool) -> ImportedModel:
-    from .detect.checkpoints import card_path_for, load_detector, read_card, save_detector
+    from ..detect.checkpoints import card_path_for, load_detector, read_card, save_detector
 
     dest = settings.models_path / DETECTORS_DIR / f"{name}.safetensors"
     _refuse_existing(dest, overwrite)
@@ -869,7 +432,7 @@ def _import_generator(state: dict[str, torch.Tensor], report: KeyReport, name: s
                       extra: dict[str, Any], settings: Settings, overwrite: bool) -> ImportedModel:
     from safetensors.torch import save
 
-    from .protect.checkpoints import _is_discriminator, discover_checkpoints, load_generator
+    from ..protect.checkpoints import _is_discriminator, discover_checkpoints, load_generator
 
     family = report.architecture
     dest = settings.models_path / family / f"{name}.safetensors"
@@ -905,7 +468,7 @@ def save_card(name: str, card: Mapping[str, Any], settings: Optional[Settings] =
     name: the catalog name ("detectors/mine.safetensors", "stargan/mine.safetensors"), a "kind:name" key or a
     detector's bare name. Architecture, configuration and weights hash are kept: the card still matches its file.
     """
-    from .settings import load_settings
+    from ..settings import load_settings
 
     settings = settings or load_settings()
     entry = _editable_entry(name, settings)
@@ -948,10 +511,3 @@ def human_bytes(n: Optional[float]) -> str:
     exp = min(int(math.log(n, 1024)), 4)
     return f"{n / 1024 ** exp:.1f} {'BKMGT'[exp]}B"
 
-
-__all__ = [
-    "ACCEPTED", "CheckpointInspection", "EDITABLE_FIELDS", "ImportedModel", "KINDS", "KeyReport", "LoadedModel",
-    "MANAGER", "ModelEntry", "ModelManager", "ShapeMismatch", "available_devices", "default_device", "find_model",
-    "human_bytes", "import_checkpoint", "importable_architectures", "inspect_checkpoint", "inspect_state",
-    "list_models", "load", "loaded", "save_card", "set_default_device", "tensor_bytes", "unload",
-]
