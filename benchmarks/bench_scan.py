@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_scan.py [--files 40] [--workers 1,2] [--model NAME|PATH] [--folder DIR] [--json PATH]
+                                    [--ray local|auto|ADDRESS [--ray-workers 1,2]]
 
 Without ``--folder`` it writes ``--files`` distinct JPEGs (random crops of the sample photos and frames of the
 sample clip, 640x480, so that no two share content and the result store cannot help) into a temporary folder.
@@ -13,7 +14,11 @@ really analysed; the model defaults to what ``apate scan`` uses (``default_detec
 * steady files/s: files after the first / time from the first finished file to the last (start-up excluded);
 * ratio: each worker count's figures over one worker's;
 * resume: the same command again into the same folder (every file kept from scan.jsonl, nothing analysed);
-* store only: the same files into a new output folder with the warm store (intake + hash + a store read per file).
+* store only: the same files into a new output folder with the warm store (intake + hash + a store read per file);
+* with ``--ray``, the same scan on Ray actors (``apate scan --ray``) for each of ``--ray-workers``: ``local`` starts
+  a cluster on this machine for the benchmark (``ray start --head`` on 127.0.0.1 with every core, token
+  authentication, its own temp folder) and stops it afterwards; ``auto`` or an address is passed to ``--ray``.
+  The connection is made before the clock starts; actor start-up and model loading are inside wall files/s.
 
 The machine's load matters: run it on an idle machine for figures worth quoting.
 """
@@ -21,9 +26,13 @@ The machine's load matters: run it on an idle machine for figures worth quoting.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,12 +71,12 @@ def make_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def timed_scan(folder: Path, out: Path, cache: Path, workers: int, model: str) -> dict:
+def timed_scan(folder: Path, out: Path, cache: Path, workers: int, model: str, executor: str = "local") -> dict:
     from apate_core.scan import ScanParams, plan_scan, run_scan
     from apate_core.settings import load_settings
 
     settings = load_settings(cache_dir=str(cache))
-    params = ScanParams(sources=(str(folder),), out_dir=out, workers=workers, model=model)
+    params = ScanParams(sources=(str(folder),), out_dir=out, workers=workers, model=model, executor=executor)
     finished: list[float] = []
     started = time.perf_counter()
     plan = plan_scan(params, settings)
@@ -76,7 +85,8 @@ def timed_scan(folder: Path, out: Path, cache: Path, workers: int, model: str) -
     new = len(finished)
     steady = (new - 1) / (finished[-1] - finished[0]) if new > 2 and finished[-1] > finished[0] else None
     summary = result.summary
-    return {"workers": workers, "files": summary.files, "analysed_now": new, "from_store": summary.from_store,
+    return {"workers": workers, "executor": executor, "files": summary.files, "analysed_now": new,
+            "from_store": summary.from_store,
             "reused": summary.reused, "unreadable": summary.unreadable, "failed": summary.failed,
             "wall_s": round(wall, 3), "wall_files_per_s": round(summary.files / wall, 3),
             "steady_files_per_s": round(steady, 3) if steady else None, "labels": summary.labels}
@@ -89,6 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
     parser.add_argument("--model", default=None, help="detector (default: apate scan's default)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON ('-': stdout)")
+    parser.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                        help="also scan on Ray actors: local = a cluster started (and stopped) here for the run")
+    parser.add_argument("--ray-workers", default="1,2", help="Ray actor counts to measure (default 1,2)")
     args = parser.parse_args(argv)
 
     import torch
@@ -111,6 +124,15 @@ def main(argv=None) -> int:
         first = counts[0]
         resume = timed_scan(folder, work / f"out-{first}", work / f"cache-{first}", first, model)
         store_only = timed_scan(folder, work / f"out-{first}-again", work / f"cache-{first}", first, model)
+        if args.ray:
+            with ray_cluster(args.ray, work / "ray") as address:
+                from apate_core.scan.ray_executor import cluster_cpus, ray_session
+
+                with ray_session(address):
+                    print(f"Ray: {address}, {cluster_cpus():g} CPUs")
+                    for workers in (int(n) for n in args.ray_workers.split(",")):
+                        runs.append(timed_scan(folder, work / f"out-ray-{workers}", work / f"cache-ray-{workers}",
+                                               workers, model, executor="ray"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -125,7 +147,8 @@ def main(argv=None) -> int:
         run["ratio_steady"] = round(ratio_steady, 3) if ratio_steady else None
         steady = f"{run['steady_files_per_s']:.2f}" if run["steady_files_per_s"] else "n/a"
         ratio = f"{ratio_wall:.2f} / " + (f"{ratio_steady:.2f}" if ratio_steady else "n/a")
-        print(f"{str(run['workers']) + ' worker(s)':<22}{run['files']:>6}{run['wall_s']:>9.2f}"
+        name = ("Ray, " if run["executor"] == "ray" else "") + f"{run['workers']} worker(s)"
+        print(f"{name:<22}{run['files']:>6}{run['wall_s']:>9.2f}"
               f"{run['wall_files_per_s']:>14.2f}{steady:>16}{ratio:>22}")
     for name, run in (("resume (journal)", resume), ("store only", store_only)):
         print(f"{name:<22}{run['files']:>6}{run['wall_s']:>9.2f}{run['wall_files_per_s']:>14.2f}")
@@ -139,6 +162,37 @@ def main(argv=None) -> int:
     elif args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+@contextlib.contextmanager
+def ray_cluster(spec: str, temp_dir: Path):
+    """The address to scan on: ``local`` starts a head on 127.0.0.1 with every core (token authentication with a
+    token of this run; Ray listens on every interface) and kills it afterwards; anything else is used as is."""
+    from apate_core.scan.local_processes import kill_processes_naming
+
+    if spec != "local":
+        yield spec
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    ray = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    f"--num-cpus={os.cpu_count()}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+                    "--disable-usage-stats"], check=True, capture_output=True, env={**os.environ, **auth})
+    saved = {name: os.environ.get(name) for name in auth}
+    os.environ.update(auth)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        kill_processes_naming(str(temp_dir))
 
 
 if __name__ == "__main__":

@@ -336,7 +336,7 @@ def test_another_executor_plugs_in_by_name(scanned, tmp_path, monkeypatch, one_t
     result = run_scan(plan_scan(params, settings), settings)
     assert _comparable(result.rows) == _comparable(one.rows) and result.summary.executor == "reversed"
     with pytest.raises(InputRefused, match="Unknown scan executor"):
-        plan_scan(ScanParams(sources=(str(folder),), executor="ray"), settings)
+        plan_scan(ScanParams(sources=(str(folder),), executor="no-such-backend"), settings)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""``apate scan SOURCE... [--out DIR] [--workers N] [--model NAME|PATH] [--heatmaps] [--json]``.
+"""``apate scan SOURCE... [--out DIR] [--workers N] [--ray auto|ADDRESS] [--model NAME|PATH] [--heatmaps] [--json]``.
 
 Scans files, folders (recursive), glob patterns or ``@LIST`` files like ``apate detect`` would, without heatmaps
 unless asked. Writes DIR/scan.jsonl (a row per file as it finishes), scan.csv, summary.json and index.html
 (default DIR ``./apate-scan``). Running the same command again skips finished files, so an interrupted scan
-resumes where it stopped.
+resumes where it stopped. ``--ray`` runs the files on Ray actors (``apate_core.scan.ray_executor``, the only
+place that imports ray) instead of local worker processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -72,28 +75,45 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     detect = DetectParams(fps=args.fps or settings.sample_fps, cam=args.cam if args.heatmaps else None,
                           top_k=args.top_k, faces=args.faces, band=(args.band[0], args.band[1]))
-    params = ScanParams(sources=tuple(args.sources), out_dir=args.out, workers=args.workers, model=args.model,
-                        detect=detect)
+    params = ScanParams(sources=tuple(args.sources), out_dir=args.out, workers=args.workers or 1, model=args.model,
+                        detect=detect, executor="ray" if args.ray else "local")
     plan = plan_scan(params, settings)  # refuses bad sources, models and options before any model loads
-    show = not args.quiet
-    if show:
-        print(f"scan: {plan.total} files, {len(plan.reused)} done in an earlier run, {len(plan.todo)} to analyse "
-              f"with {plan.model} on {args.workers} worker{'s' if args.workers != 1 else ''} -> {args.out}",
-              file=sys.stderr)
-    bar = _FileBar(len(plan.todo), show)
-    try:
-        result = run_scan(plan, settings, on_row=bar)
-    except KeyboardInterrupt:
-        print(f"scan interrupted: finished files are kept in {args.out / 'scan.jsonl'}; run the same command "
-              "again to resume", file=sys.stderr)
-        raise
-    finally:
-        bar.close()
+    with _ray_cluster(args.ray):
+        where = "worker"
+        if args.ray:  # connected: the actor count defaults to what the cluster has room for
+            from ..scan.ray_executor import cluster_cpus, default_workers
+
+            plan.params = dataclasses.replace(plan.params, workers=args.workers or default_workers())
+            where = f"Ray worker (cluster {args.ray}, {cluster_cpus():g} CPUs)"
+        workers = plan.params.workers
+        show = not args.quiet
+        if show:
+            where = where.replace("worker", "workers", 1) if workers != 1 else where
+            print(f"scan: {plan.total} files, {len(plan.reused)} done in an earlier run, {len(plan.todo)} to analyse "
+                  f"with {plan.model} on {workers} {where} -> {args.out}", file=sys.stderr)
+        bar = _FileBar(len(plan.todo), show)
+        try:
+            result = run_scan(plan, settings, on_row=bar)
+        except KeyboardInterrupt:
+            print(f"scan interrupted: finished files are kept in {args.out / 'scan.jsonl'}; run the same command "
+                  "again to resume", file=sys.stderr)
+            raise
+        finally:
+            bar.close()
     if args.json:
         print_json({**result.summary.to_dict(), "outputs": {k: str(v) for k, v in result.paths.items()}})
     else:
         _human(result)
     return 0
+
+
+def _ray_cluster(address):
+    """Connected to Ray for the scan with --ray (imported only then); nothing otherwise."""
+    if not address:
+        return contextlib.nullcontext()
+    from ..scan.ray_executor import ray_session
+
+    return ray_session(address)
 
 
 def _workers(text: str) -> int:
@@ -116,8 +136,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "or @LIST: a text file with one of these per line")
     parser.add_argument("--out", type=Path, default=Path("apate-scan"), metavar="DIR",
                         help="output folder: scan.jsonl, scan.csv, summary.json, index.html (default ./apate-scan)")
-    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
-                        help="worker processes, each with its own model (default 1: in this process)")
+    parser.add_argument("--workers", type=_workers, default=None, metavar="N",
+                        help="worker processes, each with its own model (default 1: in this process); with --ray, "
+                             "Ray actors (default: the cluster's CPUs / 2)")
+    parser.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help="run the files on a Ray cluster instead of local processes: `auto` joins RAY_ADDRESS "
+                             "or a Ray instance running here, else starts one; ADDRESS (HOST:PORT of the head, or "
+                             "ray://HOST:10001) joins that cluster. Every node must see the files at the same paths")
     parser.add_argument("--model", default=None, metavar="NAME|PATH",
                         help="registered detector or checkpoint path (default: as apate detect)")
     parser.add_argument("--fps", type=float, default=None, help="frames sampled per second (default APATE_SAMPLE_FPS)")

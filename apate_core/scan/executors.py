@@ -3,8 +3,9 @@
 The embedded default is ``local``: in this process for one worker (simple to debug, cancellable mid-file),
 otherwise a pool of ``spawn``-ed processes (forking a process that has loaded torch is unsafe), each loading the
 detector once and opening its own handle on the process-safe result store. Another backend (a cluster, say)
-registers itself with :func:`register_executor` and receives the same picklable :class:`ScanJob` and tasks;
-nothing here imports one.
+registers itself with :func:`register_executor` and receives the same picklable :class:`ScanJob` and tasks.
+``ray`` (:mod:`.ray_executor`, ``apate scan --ray``) is registered here but imported only when asked for by
+name: nothing else imports ray.
 """
 
 from __future__ import annotations
@@ -174,3 +175,13 @@ def _crashed_row(task: ScanTask, job: ScanJob) -> ScanRow:
 
 
 register_executor("local", LocalExecutor)
+
+
+def _ray_executor(workers: int) -> Executor:
+    """``apate scan --ray``: imported only when asked for by name, so that nothing else imports ray."""
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(workers)
+
+
+register_executor("ray", _ray_executor)
