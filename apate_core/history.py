@@ -28,13 +28,13 @@ from .store import ResultStore
 
 PREFIX = "history:"
 THUMB_SIDE = 96
-KINDS = ("detect", "protect", "inspect")
+KINDS = ("detect", "protect", "inspect", "scan")
 
 
 @dataclass
 class HistoryEntry:
     key: str  # the result's key in the store
-    kind: str  # "detect", "protect" or "inspect"
+    kind: str  # "detect", "protect", "inspect" or "scan" (a folder scan: its rows open their Detect results)
     name: str  # the input's file name
     created: float  # seconds since the epoch
     summary: str  # verdict with score, or what the protection achieved
@@ -193,8 +193,8 @@ def export_zip(store: ResultStore, keys: list[str]) -> bytes:
             (folder / "entry.json").write_text(json.dumps(entry.to_meta(), indent=2), encoding="utf-8")
             if entry.kind == "detect":
                 write_result_dir(open_detect(store, key), folder)
-            elif entry.kind == "inspect":
-                (folder / "inspect.json").write_text(json.dumps(stored.meta, indent=2), encoding="utf-8")
+            elif entry.kind in ("inspect", "scan"):
+                (folder / f"{entry.kind}.json").write_text(json.dumps(stored.meta, indent=2), encoding="utf-8")
             else:
                 (folder / "result.json").write_text(json.dumps(stored.meta, indent=2, default=str), encoding="utf-8")
                 if "protected" in stored.arrays:

@@ -68,6 +68,8 @@ def show_entry(store: ResultStore, key: str) -> None:
         _show_detect(store, entry)
     elif entry.kind == "inspect":
         _show_inspect(store, entry)
+    elif entry.kind == "scan":
+        _show_scan(store, entry)
     else:
         _show_protect(store, entry)
 
@@ -89,6 +91,21 @@ def _show_detect(store: ResultStore, entry: history.HistoryEntry) -> None:
         detect_ui.downloads(result)
         return
     detect_ui.show_result(result, detector)
+
+
+def _show_scan(store: ResultStore, entry: history.HistoryEntry) -> None:
+    """A folder scan: its summary and every file, most suspicious first; a row opens its own Detect result."""
+    data = store.get(entry.key).meta
+    st.markdown(f"{entry.summary}  \nOutput folder `{entry.params.get('out_dir', '')}` · model {entry.model}")
+    rows = data.get("rows", [])
+    st.dataframe([{"file": r["name"], "status": r["status"], "label": r["label"], "P(fake)": r["score"],
+                   "why not analysed": r["error"]} for r in rows], hide_index=True)
+    openable = [r for r in rows if r.get("result_key") and r["result_key"] in store]
+    if openable:
+        pick = st.selectbox("Open the result of", range(len(openable)), key="history_scan_pick",
+                            format_func=lambda i: f"{openable[i]['name']} ({openable[i]['label']})")
+        st.button("Open this file's result", key="history_scan_open", on_click=_open,
+                  args=(openable[pick]["result_key"],), icon=":material/open_in_new:")
 
 
 def _show_inspect(store: ResultStore, entry: history.HistoryEntry) -> None:

@@ -112,3 +112,32 @@ def test_an_inspect_report_opens_from_the_store(analysed, tmp_path):
     at.button(key=f"history_open_{key}").click().run()
     assert not at.exception
     assert at.get("json") and any("evidence.png" in h.value for h in at.subheader)
+
+
+def test_a_folder_scan_is_one_entry_whose_rows_open_individually(analysed, tmp_path):
+    from apate_core.detect.pipeline import DetectParams as Params
+    from apate_core.scan import ScanParams, plan_scan, run_scan
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for n in range(2):
+        Image.fromarray(np.random.default_rng(10 + n).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(
+            folder / f"tip-{n}.png")
+    (folder / "notes.txt").write_text("not media")
+    settings = load_settings()
+    plan = plan_scan(ScanParams(sources=(str(folder),), out_dir=tmp_path / "scan-out", model="resnet18",
+                                detect=Params(cam=None)), settings)
+    run_scan(plan, settings)
+    with open_store(settings) as store:
+        (scan,) = history.entries(store, kind="scan")
+        assert scan.name == "scan-out" and "3 files" in scan.summary and "1 unreadable" in scan.summary
+    at = _page()
+    at.button(key=f"history_open_{scan.key}").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["file"]) == ["notes.txt", "tip-0.png", "tip-1.png"]
+    at.selectbox(key="history_scan_pick").set_value(1).run()
+    picked = at.selectbox(key="history_scan_pick").format_func(1).split(" ")[0]
+    at.button(key="history_scan_open").click().run()
+    assert not at.exception
+    assert any(picked in h.value for h in at.subheader) and "Decided by" in _markdown(at)

@@ -250,9 +250,30 @@ def _run_locked(plan: ScanPlan, settings: Settings, progress: ProgressCallback, 
     from .overview import overview_html
 
     write_text(paths["html"], overview_html(rows, summary, out))
+    _remember(rows, summary, plan, settings)
     if results_dir is not None:
         paths["results"] = results_dir
     return ScanResult(rows, summary, paths)
+
+
+def _remember(rows: Sequence[ScanRow], summary: ScanSummary, plan: ScanPlan, settings: Settings) -> None:
+    """The scan as one History entry (its rows, each opening its own Detect result), in the result store."""
+    from .. import history
+    from ..store import open_store
+
+    out = plan.params.out_dir.resolve()
+    key = "scan:" + hashlib.sha256(f"{out}|{plan.scan_key}".encode()).hexdigest()
+    listed = [{"name": r.name, "path": r.path, "status": r.status, "label": r.label, "score": r.score,
+               "error": r.error, "result_key": r.result_key} for r in rows]
+    counts = ", ".join(f"{n} {label}" for label, n in summary.labels.items() if n)
+    text = f"{summary.files} files: {counts or 'none analysed'}" + (f", {summary.unreadable} unreadable"
+                                                                     if summary.unreadable else "")
+    with open_store(settings) as store:
+        store.put(key, {"summary": summary.to_dict(), "rows": listed})
+        history.record(store, history.HistoryEntry(
+            key, "scan", out.name, time.time(), text, summary.label or "", summary.model, "",
+            {"sources": list(plan.params.sources), "out_dir": str(out), "workers": summary.workers,
+             "executor": summary.executor}))
 
 
 def mark_duplicates(rows: Sequence[ScanRow]) -> list[ScanRow]:

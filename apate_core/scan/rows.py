@@ -60,6 +60,7 @@ class ScanRow:
     result_dir: str = ""
     error: str = ""
     scan_key: str = ""
+    result_key: str = ""  # the Detect result's key in the result store (History opens it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -106,6 +106,7 @@ class FileAnalyser:
         base.model = data["model"]["name"]
         base.weights_sha256 = data["model"]["weights_sha256"]
         base.from_store = result.from_store
+        base.result_key = result.key
         if self.job.result_root:
             from ..detect.report import write_result_dir
 
