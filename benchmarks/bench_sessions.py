@@ -8,8 +8,8 @@ session (Playwright, Debian's chromium), and on the Detect page uploads a differ
 
 * at once: from the first upload to the last verdict, all sessions uploading together (the job queue runs
   APATE_JOB_SLOTS of them at a time, the rest wait their turn and show their place);
-* one after another: the same number of new photos (fresh content, so the store cannot help), one session,
-  each upload waiting for its verdict before the next;
+* one after another: the same number of new photos (fresh content, so the store cannot help), one per session,
+  each upload waiting for the previous verdict;
 * peak RSS of the server process (VmHWM), read after each phase.
 """
 
@@ -115,10 +115,11 @@ def main() -> int:
                     verdict(page, path)
                 at_once = time.perf_counter() - started
                 rss_together = peak_rss_mb(proc.pid)
+                fresh = [open_detect(browser, url) for _ in range(args.sessions)]  # one upload per session
                 started = time.perf_counter()
-                for path in apart:
-                    upload(warm, path)
-                    verdict(warm, path)
+                for page, path in zip(fresh, apart):
+                    upload(page, path)
+                    verdict(page, path)
                 one_by_one = time.perf_counter() - started
                 browser.close()
             rss = peak_rss_mb(proc.pid)
