@@ -121,11 +121,12 @@ def signature(sources: list[tuple[Path, str]], url: str, model: str, params: Det
 
 
 def watch(job: Job) -> None:
-    """Progress and Cancel, redrawn every half second until the job ends, then a full rerun shows the result."""
+    """Place in the queue or progress, and Cancel, redrawn until the job ends; then a full rerun shows the result."""
+    queued = job.run.state is jobs.JobState.QUEUED
 
-    @st.fragment(run_every=0.5)
+    @st.fragment(run_every=ui.poll_every(job.run))
     def _poll() -> None:
-        if job.done:
+        if ui.left_the_queue(job.run, queued):
             st.rerun()
         ui.job_progress(job.run, "Analysing")
         st.button("Cancel", key="detect_cancel", icon=":material/cancel:", on_click=job.cancel,
