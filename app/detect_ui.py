@@ -121,12 +121,11 @@ def signature(sources: list[tuple[Path, str]], url: str, model: str, params: Det
 
 
 def watch(job: Job) -> None:
-    """Place in the queue or progress, and Cancel, redrawn until the job ends; then a full rerun shows the result."""
-    queued = job.run.state is jobs.JobState.QUEUED
+    """Progress and Cancel, redrawn every half second until the job ends, then a full rerun shows the result."""
 
-    @st.fragment(run_every=ui.poll_every(job.run))
+    @st.fragment(run_every=0.5)
     def _poll() -> None:
-        if ui.left_the_queue(job.run, queued):
+        if job.done:
             st.rerun()
         ui.job_progress(job.run, "Analysing")
         st.button("Cancel", key="detect_cancel", icon=":material/cancel:", on_click=job.cancel,

@@ -57,17 +57,6 @@ def cancel_job(job: jobs.Job) -> None:
     job_queue().cancel(job)
 
 
-def poll_every(job: jobs.Job) -> float:
-    """Seconds between redraws of a job's progress: slowly while it waits (ten waiting sessions polling twice a
-    second cost the server the CPU the running job needs), quickly once it runs."""
-    return 2.0 if job.state is jobs.JobState.QUEUED else 0.5
-
-
-def left_the_queue(job: jobs.Job, was_queued: bool) -> bool:
-    """True when a job drawn as waiting has started or ended: time for a full rerun (and faster polling)."""
-    return job.done or (was_queued and job.state is not jobs.JobState.QUEUED)
-
-
 def job_progress(job: jobs.Job, verb: str) -> None:
     """A waiting job's place in the queue and estimate, or a running job's progress bar."""
     status = job_queue().status(job)

@@ -55,23 +55,21 @@ if start:
             running = True
 
 
-def job_progress(current) -> None:
-    queued = current.state is JobState.QUEUED
-
-    @st.fragment(run_every=ui.poll_every(current))
-    def _poll() -> None:
-        if ui.left_the_queue(current, queued):
-            st.rerun()  # the whole page shows the outcome (or, once started, polls faster)
-        ui.job_progress(current, "Protecting")
-        if st.button("Cancel", key="protect_cancel", icon=":material/cancel:"):
-            ui.cancel_job(current)
-            st.toast("Cancelling at the next step…")
-
-    _poll()
+@st.fragment(run_every=0.5)
+def job_progress() -> None:
+    current = st.session_state.get("protect_job")
+    if current is None:
+        return
+    if current.done:
+        st.rerun()  # the whole page shows the outcome
+    ui.job_progress(current, "Protecting")
+    if st.button("Cancel", key="protect_cancel", icon=":material/cancel:"):
+        ui.cancel_job(current)
+        st.toast("Cancelling at the next step…")
 
 
 if running:
-    job_progress(job)
+    job_progress()
 elif job is not None:  # finished since the last run: keep the outcome, drop the job
     st.session_state.pop("protect_job", None)
     if job.state is JobState.CANCELLED:
