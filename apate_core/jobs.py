@@ -11,6 +11,7 @@ engine's next checkpoint. A job is looked up by id *and* session, so no session 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -20,7 +21,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import ApateError, Cancelled, InputRefused
 from .progress import CancelToken, ProgressCallback
@@ -185,6 +186,34 @@ class JobQueue:
         left = sum(max(0.0, typical.get(j.kind, fallback) - (j.seconds or 0.0)) for j in running)
         left += sum(typical.get(j.kind, fallback) for j in ahead)
         return left / self.slots(job.device)
+
+    # ---------------------------------------------------------------- holding a slot
+
+    @contextlib.contextmanager
+    def hold(self, kind: str, *, session: str, device: str = "cpu", stop: Optional[threading.Event] = None,
+             on_queued: Optional[Callable[[Job], None]] = None) -> Iterator[Job]:
+        """A slot for work that runs elsewhere (the Live page's stream worker): queued like any job (``on_queued``
+        gets it at once, to show its place), entered once the slot is free (or when ``stop`` is set first: check
+        the job's state), released on leaving."""
+        admitted, release = threading.Event(), threading.Event()
+
+        def occupy(progress: ProgressCallback, cancel: CancelToken) -> None:
+            admitted.set()
+            progress(0.0, "in use")
+            while not release.wait(0.2):
+                cancel.raise_if_cancelled()
+
+        job = self.submit(kind, occupy, session=session, device=device)
+        if on_queued is not None:
+            on_queued(job)
+        try:
+            while not admitted.wait(0.1) and not job.done and not (stop is not None and stop.is_set()):
+                pass
+            yield job
+        finally:
+            release.set()
+            if job.state is JobState.QUEUED:
+                self.cancel(job)
 
     # ---------------------------------------------------------------- cancelling and closing
 

@@ -79,8 +79,15 @@ def rtc_configuration(settings: Settings) -> dict[str, Any]:
 
 
 def session_processor() -> LiveProcessor:
+    """This session's processor; its worker holds a slot of the server's job queue while it analyses."""
     if PROCESSOR_KEY not in st.session_state:
-        st.session_state[PROCESSOR_KEY] = LiveProcessor()
+        queue, session = ui.job_queue(), ui.session_id()  # captured here: the media thread has no session
+        device = ui.get_settings().resolved_device()
+
+        def admission(stop, on_queued):
+            return queue.hold("live", session=session, device=device, stop=stop, on_queued=on_queued)
+
+        st.session_state[PROCESSOR_KEY] = LiveProcessor(admission=admission)
     return st.session_state[PROCESSOR_KEY]
 
 

@@ -82,6 +82,9 @@ def live_panel() -> None:
     proc = live_ui.session_processor()
     stats = proc.stats()
     incoming = "screen" if st.session_state.get("live_source") == live_ui.SCREEN else "camera"
+    waiting = proc.admission_job
+    if waiting is not None and not waiting.started:  # the server's slots are busy with other jobs
+        ui.job_progress(waiting, "Analysing")
     points = proc.timeline()
     m1, m2, m3 = st.columns(3)
     m1.metric("Smoothed P(fake)", "–" if stats.smoothed is None else f"{stats.smoothed:.2f}")

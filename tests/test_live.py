@@ -563,3 +563,37 @@ def test_screen_share_component_ships_its_static_files_with_the_module():
     if shutil.which("git") and (ROOT / ".git").exists():  # a fresh clone must have them: not ignored
         ignored = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=ROOT, capture_output=True, text=True)
         assert ignored.returncode == 1, ignored.stdout
+
+
+def test_the_stream_worker_holds_a_queue_slot_and_waits_its_turn():
+    """With the server's queue as admission, the worker analyses only while it holds a slot: behind another
+    session's job it waits (and the frame waits in the mailbox), then runs, and frees the slot when stopped."""
+    import threading
+
+    from apate_core.jobs import JobQueue, JobState
+
+    queue = JobQueue(slots=1, per_session=3)
+    release = threading.Event()
+    other = queue.submit("detect", lambda progress, cancel: release.wait(10), session="someone-else")
+    detector = FakeDetector()
+    processor = LiveProcessor(detector, LiveOptions(target_fps=0),
+                              admission=lambda stop, on_queued: queue.hold("live", session="me", stop=stop,
+                                                                           on_queued=on_queued))
+    try:
+        processor.submit(np.zeros((48, 64, 3), np.uint8))
+        _wait(lambda: processor.admission_job is not None, seconds=5)
+        job = processor.admission_job
+        assert job.state is JobState.QUEUED and queue.status(job).position == 1
+        time.sleep(0.3)
+        assert detector.calls == 0  # waiting for the slot: nothing analysed
+        release.set()
+        _wait(lambda: job.state is JobState.RUNNING, seconds=5)
+        _wait(lambda: detector.calls == 1, seconds=5)  # the frame kept in the mailbox, analysed once admitted
+        assert other.wait(5)
+        processor.stop()
+        assert job.wait(5) and job.state is JobState.SUCCEEDED
+        assert queue.counts()["running"] == 0
+    finally:
+        release.set()
+        processor.stop()
+        queue.shutdown()

@@ -34,7 +34,7 @@ import zipfile
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -347,7 +347,9 @@ class LiveProcessor:
 
     def __init__(self, detector=None, options: LiveOptions = LiveOptions(), *, window_s: float = WINDOW_S,
                  idle_timeout_s: float = 10.0, gallery_size: int = 12,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 admission: Optional[Callable[[threading.Event, Callable[[Any], None]], ContextManager[Any]]] = None
+                 ) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._detector = detector
         self._options = options
@@ -368,6 +370,10 @@ class LiveProcessor:
         self._last_arrival = 0.0
         self._next_index = 0
         self._worker_started = clock()
+        # The server's job queue, when given: the worker holds one of its slots while the stream is analysed,
+        # so a stream and the Detect/Protect jobs of every session share the machine fairly.
+        self._admission = admission
+        self.admission_job: Any = None  # the queue's job while admitted or waiting (the page shows its place)
 
     # ---- configuration ----------------------------------------------------------------------
     def configure(self, detector=None, options: Optional[LiveOptions] = None) -> None:
@@ -438,6 +444,25 @@ class LiveProcessor:
         return thread is not None and thread.is_alive()
 
     def _run(self, stop: threading.Event) -> None:
+        if self._admission is None:
+            return self._serve(stop)
+        try:
+            with self._admission(stop, self._queued) as job:
+                if not stop.is_set() and not job.done:
+                    self._serve(stop)
+        except Exception as exc:  # noqa: BLE001 - e.g. the session's share of the queue is taken: shown on the page
+            with self._cond:
+                self._counters.errors += 1
+                self._counters.last_error = str(exc)
+                if self._thread is threading.current_thread():
+                    self._thread = None
+        finally:
+            self.admission_job = None
+
+    def _queued(self, job: Any) -> None:
+        self.admission_job = job
+
+    def _serve(self, stop: threading.Event) -> None:
         next_slot = 0.0
         while True:
             with self._cond:
