@@ -47,3 +47,15 @@ class Cancelled(ApateError):
 
     def __init__(self, message: str = "Cancelled."):
         super().__init__(message)
+
+
+def checkpoint_refusal_reason(exc: Exception) -> str:
+    """The useful line of a checkpoint loader's error; torch's weights-only message mostly advises an unsafe retry,
+    which a refusal must never repeat."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), None)
+    if detail and "GLOBAL" in detail:
+        return f"it references Python code, which is never loaded: {detail}"[:300]
+    if detail:
+        return f"not a tensor checkpoint: {detail}"[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -11,6 +11,7 @@ on a job's path except two histogram observations and a log line.
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import threading
@@ -65,8 +66,8 @@ class _StateCollector(Collector):
             now.add_metric([kind, state], n)
         yield now
         models = GaugeMetricFamily("apate_models_loaded", "Models loaded in this process", labels=["model"])
-        for name in set(loaded_models()):
-            models.add_metric([name], loaded_models().count(name))
+        for name, n in collections.Counter(loaded_models()).items():
+            models.add_metric([name], n)
         yield models
         if self.store is not None:
             usage = self.store.usage()

@@ -172,11 +172,21 @@ class ResultStore:
         self._set(key, encode_result(meta, arrays))
 
     def get(self, key: str) -> Optional[StoredResult]:
+        found = self._read(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def peek(self, key: str) -> Optional[StoredResult]:
+        """Like get, but not counted as a lookup (listings are not cache hits)."""
+        return self._read(key)
+
+    def _read(self, key: str) -> Optional[StoredResult]:
         blob = self._guarded(lambda: self._cache.get(key))
         if blob is None:
-            self.misses += 1
             return None
-        self.hits += 1
         try:
             return decode_result(blob)
         except (ValueError, OSError, KeyError, json.JSONDecodeError) as exc:
@@ -191,14 +201,6 @@ class ResultStore:
     def get_bytes(self, key: str) -> Optional[bytes]:
         value = self._guarded(lambda: self._cache.get(key))
         return value if isinstance(value, bytes) else None
-
-    def peek(self, key: str) -> Optional[StoredResult]:
-        """Like get, but not counted as a lookup (listings are not cache hits)."""
-        hits, misses = self.hits, self.misses
-        try:
-            return self.get(key)
-        finally:
-            self.hits, self.misses = hits, misses
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every key that starts with ``prefix`` (no values read)."""

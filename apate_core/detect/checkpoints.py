@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..media.intake import sha256_file
-from ..errors import CheckpointError
+from ..errors import CheckpointError, checkpoint_refusal_reason
 from .models import IMAGENET_MEAN, IMAGENET_STD, Detector, DetectorConfig, plain_state_dict
 from .registry import VIT_TINY_OPTIONS, build_detector, get_spec, is_registered, list_detectors, make_config
 
@@ -76,11 +76,9 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for refused objects, RuntimeError/EOFError for damage
-        from ..protect.checkpoints import _failure_reason  # never repeats torch's advice to load unsafely
-
         raise CheckpointError(
             f"{path.name} was refused: it is not a plain-tensor checkpoint that loads with "
-            f"weights_only=True ({_failure_reason(exc)})",
+            f"weights_only=True ({checkpoint_refusal_reason(exc)})",
             accepted=".safetensors, or .pth/.pt holding only tensors (a state_dict or {'model': state_dict})",
         ) from exc
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, checkpoint_refusal_reason
 from .generators import TranslationGenerator, get_family
 from .generators.inference import ACCEPTED
 from .generators.registry import GeneratorFamily
@@ -37,21 +37,10 @@ def read_checkpoint(path: Union[str, Path]) -> StateDict:
     except CheckpointError:
         raise
     except Exception as exc:  # any decoder failure is a property of the file, report it as such
-        raise CheckpointError(f"Checkpoint {path.name} cannot be read safely ({_failure_reason(exc)})",
+        raise CheckpointError(f"Checkpoint {path.name} cannot be read safely ({checkpoint_refusal_reason(exc)})",
                               accepted=ACCEPTED,
                               limit="only tensors and plain containers are unpickled (weights_only=True)") from exc
     return normalize_state_dict(obj, source=path.name)
-
-
-def _failure_reason(exc: Exception) -> str:
-    """The useful line of a loader error (torch's weights-only message mostly advises an unsafe retry)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), None)
-    if detail and "GLOBAL" in detail:
-        return f"it references Python code, which is never loaded: {detail}"[:300]
-    if detail:
-        return f"not a tensor checkpoint: {detail}"[:300]
-    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _load_safetensors(path: Path) -> StateDict:
