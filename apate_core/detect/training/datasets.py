@@ -10,12 +10,18 @@ Sources read their files in place through settings; nothing is copied into the p
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ...errors import InputRefused
 from ...settings import Settings, load_settings
+
+if TYPE_CHECKING:  # numpy and torch load on use: listing the sources stays light
+    import numpy as np
+
+    from .resynth import Resynthesiser
 
 REAL, GENERATED = 0, 1
 
@@ -108,43 +114,100 @@ def _images(folder: Path) -> list[Path]:
 ALIGNED_SOURCES = ("EliSchwartz/imagenet-sample-images", "CompVis/taming-transformers", "JSBundela/Spot-the-Fake-Photo")
 ALIGNED_EVERY = 4  # every fourth real photo of those repositories
 ALIGNED_SIDE = 512  # longest side the round trip runs at (TAEF2 takes seconds per image on a CPU)
+UPSCALED_SIDE = 384  # the x4 upscalers take 7-10 s per 384-px photo on one CPU thread (15-17 s at 512 px)
 
 
-@register_data_source("detect-data-taef2")
-def detect_data_taef2(settings: Settings) -> list[LabelledImage]:
-    """Aligned fakes: camera photos of detect-data re-synthesised by TAEF2 (FLUX.2's tiny autoencoder,
-    encode -> decode, as a latent-diffusion decoder renders), made once and kept as PNG under the cache
-    directory. Same content as their real twins, so only the decoder's trace tells them apart."""
+@dataclass(frozen=True)
+class AlignedFakes:
+    """Aligned fakes of a subset of detect-data's camera photos, made by one re-synthesiser (resynth.py)."""
+
+    resynthesiser: str
+    family: str
+    generator: str
+    side: int = ALIGNED_SIDE
+
+
+ALIGNED_FAKES = {
+    "detect-data-taef2": AlignedFakes("taef2", "TAEF2 (aligned)", "TAEF2 round trip of a detect-data photo"),
+    "detect-data-realesrgan": AlignedFakes(
+        "realesrgan-x4plus", "Real-ESRGAN (aligned)", "Real-ESRGAN x4plus upscale of a detect-data photo shrunk x4",
+        UPSCALED_SIDE),
+    "detect-data-realsr": AlignedFakes(
+        "realsr-x4", "RealSR (aligned)", "RealSR DF2K x4 upscale of a detect-data photo shrunk x4", UPSCALED_SIDE),
+    "detect-data-waifu2x": AlignedFakes(
+        "waifu2x", "waifu2x (aligned)", "waifu2x upconv_7 photo x2 upscale of a detect-data photo shrunk x2"),
+}
+
+
+def aligned_fakes(settings: Settings, spec: AlignedFakes) -> list[LabelledImage]:
+    """Aligned fakes: every ALIGNED_EVERY-th camera photo of the ALIGNED_SOURCES repositories of detect-data,
+    re-synthesised at ``spec.side`` (TAEF2: FLUX.2's tiny autoencoder, encode -> decode, as a latent-diffusion
+    decoder renders; the upscalers: shrunk by their factor and grown back), made once and kept as PNG under
+    ``<cache>/resynth/<re-synthesiser>``. Same content as their real twins, so only the trace tells them apart."""
     from .resynth import create_resynthesiser
 
     reals = [r for r in detect_data(settings) if r.label == REAL and r.source in ALIGNED_SOURCES][::ALIGNED_EVERY]
-    folder = settings.cache_path / "resynth" / "taef2"
+    folder = settings.cache_path / "resynth" / spec.resynthesiser
     folder.mkdir(parents=True, exist_ok=True)
-    rows, missing = [], []
-    for real in reals:
-        target = folder / f"{real.path.stem}.png"
-        rows.append(LabelledImage(path=target, label=GENERATED, family="TAEF2 (aligned)", source="apate/taef2",
-                                  generator="TAEF2 round trip of a detect-data photo"))
-        if not target.is_file():
-            missing.append((real.path, target))
+    rows = [LabelledImage(path=folder / f"{real.path.stem}.png", label=GENERATED, family=spec.family,
+                          source=f"apate/{spec.resynthesiser}", generator=spec.generator) for real in reals]
+    missing = [(real.path, row.path) for real, row in zip(reals, rows) if not row.path.is_file()]
     if missing:
-        with create_resynthesiser("taef2") as resynth:
+        with create_resynthesiser(spec.resynthesiser) as resynth:
             for source_path, target in missing:
-                _write_resynthesis(resynth, source_path, target)
+                _write_resynthesis(resynth, source_path, target, spec.side)
     return rows
 
 
-def _write_resynthesis(resynth, source_path: Path, target: Path) -> None:
+for _name, _spec in ALIGNED_FAKES.items():
+    register_data_source(_name)(functools.partial(aligned_fakes, spec=_spec))
+
+
+def _write_resynthesis(resynth: Resynthesiser, source_path: Path, target: Path, side: int) -> None:
+    from .embeddings import load_rgb
+
+    _write_png(resynth(_fit(load_rgb(source_path), side)), target)
+
+
+def _fit(image: np.ndarray, side: int) -> np.ndarray:
+    """The image with its longest side at most ``side`` (Lanczos)."""
     import numpy as np
     from PIL import Image
 
-    from .embeddings import load_rgb
-
-    image = load_rgb(source_path)
-    scale = min(1.0, ALIGNED_SIDE / max(image.shape[:2]))
+    scale = min(1.0, side / max(image.shape[:2]))
     if scale < 1.0:
         size = (max(8, round(image.shape[1] * scale)), max(8, round(image.shape[0] * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    return image
+
+
+def _write_png(image: np.ndarray, target: Path) -> None:
+    """Written beside the target, then renamed: an interrupted run leaves no truncated PNG behind."""
+    from PIL import Image
+
     partial = target.with_suffix(".partial.png")
-    Image.fromarray(resynth(image)).save(partial)
+    Image.fromarray(image).save(partial)
     partial.replace(target)
+
+
+DCGAN_FACES = 256  # 64x64 faces, seeds 0..255
+
+
+@register_data_source("dcgan-faces")
+def dcgan_faces(settings: Settings) -> list[LabelledImage]:
+    """DCGAN_FACES 64x64 faces of gan-face-generate's DCGAN (trained on DigiFace-1M renders), one per seed,
+    made once and kept as PNG under ``<cache>/generated/dcgan-faces``. A generator, not a re-synthesiser: the
+    faces have no real twins."""
+    from .dcgan import DcganFaces
+
+    folder = settings.cache_path / "generated" / "dcgan-faces"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [LabelledImage(path=folder / f"seed{seed:04d}.png", label=GENERATED, family="DCGAN",
+                          source="apate/dcgan-faces", generator=f"gan-face-generate 1.1.1 DCGAN, seed {seed}")
+            for seed in range(DCGAN_FACES)]
+    missing = [seed for seed, row in enumerate(rows) if not row.path.is_file()]
+    if missing:
+        with DcganFaces() as gan:
+            for seed, face in zip(missing, gan(missing)):
+                _write_png(face, rows[seed].path)
+    return rows

@@ -22,6 +22,10 @@ Entries and the traces they leave:
               state_dict). Its two x2 stages leave the family's trace: checkerboard at 1/2 cycle per pixel
               (transposed), 4-pixel periodic blocks (nearest), smooth blur (bilinear) or 2x2 sub-pixel phase
               patterns (pixelshuffle), plus the blur of a briefly trained reconstruction.
+  realesrgan-x4plus, realsr-x4, waifu2x
+           -- GAN and CNN upscalers run through ncnn on a copy shrunk by their factor (upscalers.py, which lists
+              their traces); training only, files fetched by ``python -m apate_core.detect.backbones
+              --training-generators``.
 """
 
 from __future__ import annotations
@@ -283,3 +287,8 @@ class InHouse(Resynthesiser):
 
     def _release(self) -> None:
         del self.model
+
+
+# The ncnn upscalers live in their own module and register into this registry when it is imported (here, last,
+# so that every name they import from this module exists).
+from . import upscalers  # noqa: E402,F401
