@@ -20,6 +20,7 @@ from apate_core import jobs
 from apate_core.detect import pipeline
 from apate_core.detect.models import Detector
 from apate_core.detect.pipeline import BatchResult, DetectParams, DetectResult
+from apate_core.detect.face_evidence import describe as describe_face_evidence
 from apate_core.detect.verdict import SEVERITY, describe_segment, display_label, explain
 from apate_core.errors import ApateError
 from app import ui
@@ -161,6 +162,9 @@ def verdict_card(result: DetectResult) -> None:
         head.markdown(f"### {icon} :{colour}[{display_label(result.label).upper()}] · P(fake) {score}")
         segments = [f"- Generated segment {describe_segment(s)}" for s in data["verdict"]["segments"]]
         head.markdown("\n\n".join([explain(data["verdict"]), "\n".join(segments)]).strip())
+        faces = describe_face_evidence(data.get("face_evidence"))
+        if faces:
+            head.caption(faces)
         band = data["band"]
         head.caption(f"Mean of {agg['count']} frame score(s). Real ≤ {band['low']:g} < uncertain < "
                      f"{band['high']:g} ≤ fake." + (" Re-opened from the result store." if result.from_store else ""))

@@ -32,10 +32,13 @@ with st.expander("Model and analysis settings", expanded=True, icon=":material/t
     cam = c3.selectbox("Heatmap method", [*list_cam_methods(), "none"], key="detect_cam")
     heat_mode = c4.radio("Heatmaps for", ["top_k", "all"], key="detect_heatmaps", horizontal=True,
                          format_func={"top_k": "top-k frames", "all": "every frame"}.get)
-    c5, c6, c7 = st.columns([1, 1, 2])
+    c5, c6, c7, c8 = st.columns([1, 1, 1, 2])
     top_k = c5.number_input("Top-k frames", 1, 64, 8, key="detect_top_k")
     faces = c6.toggle("Face mode", key="detect_faces", help="Score each detected face crop instead of whole frames")
-    band = c7.slider("Uncertain band (real ≤ low, fake ≥ high)", 0.0, 1.0, (0.4, 0.6), 0.05, key="detect_band")
+    face_evidence = c7.toggle("Face-swap check", value=True, key="detect_face_evidence",
+                              help="Search every sampled frame for faces and score each with the face-swap model; "
+                                   "its evidence joins the verdict")
+    band = c8.slider("Uncertain band (real ≤ low, fake ≥ high)", 0.0, 1.0, (0.4, 0.6), 0.05, key="detect_band")
 
 if uploads:
     sources, url_source = [(ui.save_upload(f), f.name) for f in uploads], ""
@@ -47,7 +50,7 @@ else:
 
 try:
     params = DetectParams(fps=float(fps), cam=None if cam == "none" else cam, heatmaps=heat_mode, top_k=int(top_k),
-                          faces=bool(faces), band=band)
+                          faces=bool(faces), face_evidence=bool(face_evidence), band=band)
     detector = detect_ui.get_detector(model)
 except ApateError as exc:
     ui.error_card(exc, title="These settings were refused")

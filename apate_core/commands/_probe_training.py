@@ -1,5 +1,5 @@
-"""What ``apate train-universal`` and ``apate train-faceswap`` share: the arguments of a probe recipe over
-data sources, and running it with progress, timing and the saved card read back."""
+"""The arguments of a probe recipe over data sources (``apate train-universal``), and running a recipe with
+progress, timing and the saved card read back (also ``apate train-faceswap``)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ def _out_dir(base: Path | None, path: Path, used: set[Path]) -> Path:
 
 
 def _human(result, out: Path) -> None:
+    from ..detect.face_evidence import describe as describe_face_evidence
     from ..detect.verdict import describe_segment, display_label, explain
 
     data = result.data
@@ -57,6 +58,9 @@ def _human(result, out: Path) -> None:
     print(f"  {explain(data['verdict'])}")
     for segment in data["verdict"]["segments"]:
         print(f"  generated segment: {describe_segment(segment)}")
+    faces = describe_face_evidence(data.get("face_evidence"))
+    if faces:
+        print(f"  {faces}")
     for note in data["notes"]:
         print(f"  note: {note}")
     print(f"  written: {out}")
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     cam = None if args.cam.lower() == "none" else args.cam
     params = DetectParams(fps=args.fps or settings.sample_fps, cam=cam, heatmaps=args.heatmaps, top_k=args.top_k,
-                          faces=args.faces, band=(args.band[0], args.band[1]))
+                          faces=args.faces, face_evidence=not args.no_face_check, band=(args.band[0], args.band[1]))
     detector = load_detector(args.model or default_detector_name(), settings)
     show = not args.quiet
     results, used = [], set()
@@ -127,6 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="heatmaps for the top-k frames only (default) or for every frame")
     parser.add_argument("--top-k", type=int, default=8, help="how many most suspicious frames to keep (default 8)")
     parser.add_argument("--faces", action="store_true", help="score face crops (per face, per frame)")
+    parser.add_argument("--no-face-check", action="store_true",
+                        help="skip the face-swap check (every sampled frame searched for faces by default)")
     parser.add_argument("--band", type=band_arg, default=(0.4, 0.6), metavar="LOW,HIGH",
                         help="uncertain band: real <= LOW, fake >= HIGH (default 0.4,0.6)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default ./apate-results/<stem>/)")

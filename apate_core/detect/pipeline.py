@@ -40,6 +40,9 @@ from ..store import ResultStore, make_key
 from .models import Detector
 from .registry import list_detectors
 from .model_summary import model_summary  # noqa: F401 - re-exported
+from .face_evidence import face_swap_model, score_frame_faces
+from .face_evidence import summarise as summarise_faces
+from .faces import FaceBox
 from .verdict import LABELS, apply_verdict, label_for, most_severe, suspicious_segments  # noqa: F401 (re-exported)
 
 FALLBACK_DETECTOR = "resnet18"
@@ -79,6 +82,7 @@ class DetectParams:
     top_k: int = 8
     faces: bool = False
     face_margin: float = 0.3
+    face_evidence: bool = True  # search every sampled frame for faces and score them for face swaps
     band: tuple[float, float] = (0.4, 0.6)
     frame_side: int = 480  # kept frames (top-k and requested), longest side in px
     heatmap_side: int = 224  # stored heatmaps, longest side in px
@@ -376,8 +380,10 @@ def _chunks(items: Iterator, size: int, max_pixels: int = 0, image=lambda item: 
 
 
 def result_key(media, detector: Detector, params: DetectParams) -> str:
+    face_model = face_swap_model() if params.face_evidence else None  # new face-swap weights, new result
     return make_key(media.sha256, "detect", model_id=detector.name, weights_sha256=detector.weights_sha256,
-                    params={**params.key_dict(), "temperature": detector.temperature})
+                    params={**params.key_dict(), "temperature": detector.temperature,
+                            "face_model": face_model.weights_sha256 if face_model else None})
 
 
 def _provenance(media) -> dict[str, Any]:
@@ -445,6 +451,7 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
     from ..media.video import count_samples
 
     scorer = _Scorer(detector, params, cancel)
+    face_model = face_swap_model() if params.face_evidence else None
     is_video = media.kind == "video"
     total = count_samples(media.video.duration, params.fps) if is_video else 1
     samples = _video_samples(media, params.fps, cancel) if is_video else _image_samples(media)
@@ -469,6 +476,10 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
                       "heatmap": None, "faces": face_list}
             if params.faces:
                 record["no_face"] = not face_list
+            if face_model is not None:
+                boxes = [FaceBox(**f["box"]) for f in face_list] if params.faces else None
+                record["face_swap"] = score_frame_faces(face_model, sample.image, margin=params.face_margin,
+                                                        boxes=boxes)
             records.append(record)
             small_map = None if cam is None else _to_uint8_map(cam, params.heatmap_side)
             if cam_all:
@@ -510,13 +521,15 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
     data = _result_data(records, [b[2] for b in best], detector, params, media.kind, face_fallback)
     if face_fallback:
         data = _whole_frame_fallback(media, detector, params, data, arrays, cancel)
+    if params.face_evidence:
+        data["face_evidence"] = summarise_faces(data["frames"], face_model)
     return DetectResult(data, arrays)
 
 
 def _whole_frame_fallback(media, detector: Detector, params: DetectParams, data: dict, arrays: dict,
                           cancel: Optional[CancelToken]) -> dict:
     """Face mode found no face in any frame: score whole frames, and say so."""
-    whole = _run(media, detector, dataclasses.replace(params, faces=False), no_progress, cancel)
+    whole = _run(media, detector, dataclasses.replace(params, faces=False, face_evidence=False), no_progress, cancel)
     for record, other in zip(data["frames"], whole.data["frames"]):
         record["score"], record["heatmap"] = other["score"], other["heatmap"]
     arrays.clear()

@@ -174,6 +174,14 @@ def efficientnet_b0(config: DetectorConfig) -> nn.Module:
     return tvm.efficientnet_b0(weights=None, num_classes=1)
 
 
+@register_detector(target_layers=lambda m: [m.features[-1]])
+def mobilenet_v2(config: DetectorConfig) -> nn.Module:
+    """torchvision MobileNetV2 with a 1-logit classifier (apate-faceswap's architecture)."""
+    import torchvision.models as tvm
+
+    return tvm.mobilenet_v2(weights=None, num_classes=1)
+
+
 VIT_TINY_OPTIONS = {"patch_size": 16, "num_layers": 6, "num_heads": 3, "hidden_dim": 192, "mlp_dim": 768}
 
 
@@ -240,11 +248,14 @@ def apate_fingerprint(config: DetectorConfig) -> nn.Module:
 
 from .training.universal import SHIPPED_NAME as UNIVERSAL_NAME  # noqa: E402
 from .training.universal import shipped_weights_path as universal_weights_path  # noqa: E402
+from .training.faceswap_cnn import SHIPPED_NAME as FACESWAP_NAME  # noqa: E402
+from .training.faceswap_cnn import shipped_weights_path as faceswap_weights_path  # noqa: E402
 
 # name -> local weights path (a function, so tests may point it elsewhere). create_detector(name) loads
 # the file with its model card; nothing is ever downloaded.
 SHIPPED_MODELS: dict[str, Callable[[], Path]] = {SHIPPED_NAME: shipped_weights_path,
-                                                 UNIVERSAL_NAME: universal_weights_path}
+                                                 UNIVERSAL_NAME: universal_weights_path,
+                                                 FACESWAP_NAME: faceswap_weights_path}  # face crops only
 
 if shipped_weights_path().is_file():
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .face_evidence import describe as describe_face_evidence
 from .pipeline import DetectResult
 from .verdict import describe_segment, display_label, explain
 
@@ -178,11 +179,13 @@ def _verdict_html(data: dict) -> str:
     colour = LABEL_COLOURS.get(label, "#333")
     band = data["band"]
     segments = "".join(f"<li>{html.escape(describe_segment(s))}</li>" for s in verdict["segments"])
+    faces = describe_face_evidence(data.get("face_evidence"))
     return (
         f'<div class="card"><div class="verdict" style="color:{colour}">{html.escape(display_label(label).upper())}'
         f' · P(fake) {_fmt(data["score"])}</div>'
         f'<p>{html.escape(explain(verdict))}</p>'
         + (f"<p>Generated segments:</p><ul>{segments}</ul>" if segments else "")
+        + (f'<p class="muted">{html.escape(faces)}</p>' if faces else "")
         + f'<div class="muted">Mean of {agg["count"]} frame scores (max {_fmt(agg["max"])}, '
         f'top-{agg["top_k"]} mean {_fmt(agg["top_k_mean"])}). Real ≤ {band["low"]:g} &lt; uncertain &lt; '
         f'{band["high"]:g} ≤ fake.</div></div>'

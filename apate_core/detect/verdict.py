@@ -202,7 +202,12 @@ def apply_verdict(data: dict[str, Any], face_score: Optional[float] = None) -> d
     """Set result.json's suspicious_segments, verdict and label from its frames, band and provenance (in place).
 
     Cheap and deterministic, so a result re-opened from the store is judged by the current rules too.
+    ``face_score`` defaults to the face-swap score the pipeline stored (``data["face_evidence"]``) when the
+    face-swap model's card lets it join verdicts.
     """
+    evidence = data.get("face_evidence") or {}
+    if face_score is None and evidence.get("fused"):
+        face_score = evidence.get("score")
     band = (data["band"]["low"], data["band"]["high"])
     step = 1.0 / float(data["params"]["fps"]) if data["kind"] == "video" else 0.0
     data["suspicious_segments"] = suspicious_segments(data["frames"], band[1], step)
