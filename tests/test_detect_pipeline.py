@@ -230,11 +230,11 @@ def test_report_files_zip_and_self_contained_html(settings, detector, clip, tmp_
 def test_pipeline_heatmaps_equal_full_graph_cam(detector, method):
     """The pipeline back-propagates from the target layer only; the maps must not change."""
     from apate_core.detect import compute_cam_list
-    from apate_core.detect.pipeline import _Scorer
+    from apate_core.detect.frame_scoring import FrameScorer
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (72, 96, 3), dtype=np.uint8) for _ in range(3)]
-    probs, maps = _Scorer(detector, DetectParams(cam=method), None)._cam(images)
+    probs, maps = FrameScorer(detector, DetectParams(cam=method), None)._cam(images)
     expected = compute_cam_list(detector, images, method)
     for got, want in zip(maps, expected):
         np.testing.assert_allclose(got, want, atol=1e-4)

@@ -27,9 +27,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from .. import __version__, history, monitoring
@@ -40,6 +39,8 @@ from ..store import ResultStore, make_key
 from .models import Detector
 from .registry import list_detectors
 from .model_summary import model_summary  # noqa: F401 - re-exported
+from .frame_scoring import (FrameScorer, chunks, downscale, image_samples, reporting, to_uint8_map,
+                            video_samples)
 from .face_evidence import face_swap_model, score_frame_faces
 from .face_evidence import summarise as summarise_faces
 from .faces import FaceBox
@@ -213,168 +214,6 @@ def summarise_batch(results: Sequence[DetectResult], errors: Sequence[dict[str, 
 
 
 # --------------------------------------------------------------------------------------------
-# Frames in, scores out
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Sample:
-    index: int
-    time: float
-    image: np.ndarray
-
-
-def _downscale(image: np.ndarray, side: int, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = side / max(height, width)
-    if scale >= 1.0:
-        return np.ascontiguousarray(image)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=interpolation)
-
-
-def _to_uint8_map(cam: np.ndarray, side: int) -> np.ndarray:
-    small = _downscale(np.asarray(cam, dtype=np.float32), side, cv2.INTER_AREA)
-    return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8)
-
-
-def _crop_rect(shape: Sequence[int], box, margin: float) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of crop_with_margin(image, box, margin), to paste a crop's heatmap back."""
-    height, width = shape[:2]
-    pad_x, pad_y = margin * box.w, margin * box.h
-    x0, y0 = max(0, int(math.floor(box.x - pad_x))), max(0, int(math.floor(box.y - pad_y)))
-    x1 = min(width, int(math.ceil(box.x + box.w + pad_x)))
-    y1 = min(height, int(math.ceil(box.y + box.h + pad_y)))
-    return x0, y0, x1, y1
-
-
-class _Scorer:
-    """Scores batches of frames (whole frames or face crops) and makes heatmaps on request."""
-
-    def __init__(self, detector: Detector, params: DetectParams, cancel: Optional[CancelToken]):
-        self.detector, self.params, self.cancel = detector, params, cancel
-
-    # ---- whole frames
-    def score(self, samples: Sequence[_Sample], with_maps: bool) -> tuple[list[Optional[float]], list[list[dict]],
-                                                                        list[Optional[np.ndarray]]]:
-        """Per sample: score (None: no face in face mode), faces, heatmap at frame size (with_maps) or None."""
-        with_maps = with_maps and self.params.cam is not None
-        if self.params.faces:
-            return self._score_faces(samples, with_maps)
-        images = [s.image for s in samples]
-        if with_maps:
-            probs, maps = self._cam(images)
-            return [float(p) for p in probs], [[] for _ in samples], maps
-        probs = self.detector.predict_proba(images, batch_size=self.params.batch_size, cancel=self.cancel)
-        return [float(p) for p in probs], [[] for _ in samples], [None] * len(samples)
-
-    def _cam(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One forward+backward per batch (of tiles, for large frames) gives both P(fake) and the maps."""
-        from .cam import score_and_cam
-
-        return score_and_cam(self.detector, images, self.params.cam, batch_size=self.params.batch_size,
-                             cancel=self.cancel)
-
-    def heatmaps(self, images: Sequence[np.ndarray], faces: Sequence[list[dict]]) -> list[np.ndarray]:
-        """Heatmaps at frame size for frames picked after scoring (top-k mode, or a requested frame)."""
-        if self.params.faces:
-            return [self._face_heatmap(img, f) for img, f in zip(images, faces)]
-        return self._cam(images)[1]
-
-    # ---- faces
-    def _score_faces(self, samples: Sequence[_Sample], with_maps: bool):
-        from .faces import FaceBox, _fit_for, crop_with_margin, detect_faces
-
-        crops, owners, boxes_per = [], [], []
-        for n, sample in enumerate(samples):
-            check_cancelled(self.cancel)
-            boxes = detect_faces(sample.image)
-            boxes_per.append(boxes)
-            for box in boxes:
-                crops.append(_fit_for(self.detector, crop_with_margin(sample.image, box, self.params.face_margin)))
-                owners.append(n)
-        faces: list[list[dict]] = [[] for _ in samples]
-        maps: list[Optional[np.ndarray]] = [None] * len(samples)
-        if crops:
-            if with_maps:
-                probs, crop_maps = self._cam(crops)
-            else:
-                probs = self.detector.predict_proba(crops, batch_size=self.params.batch_size, cancel=self.cancel)
-                crop_maps = None
-            cursor = {n: 0 for n in range(len(samples))}
-            for c, (owner, prob) in enumerate(zip(owners, probs)):
-                box: FaceBox = boxes_per[owner][cursor[owner]]
-                cursor[owner] += 1
-                faces[owner].append({"box": box.to_dict(), "score": float(prob)})
-                if crop_maps is not None:
-                    maps[owner] = self._paste(maps[owner], samples[owner].image.shape, box, crop_maps[c])
-        scores = [max(f["score"] for f in fl) if fl else None for fl in faces]
-        if with_maps:
-            maps = [m if m is not None else np.zeros(s.image.shape[:2], np.float32) for m, s in zip(maps, samples)]
-        return scores, faces, maps
-
-    def _paste(self, canvas: Optional[np.ndarray], shape, box, crop_map: np.ndarray) -> np.ndarray:
-        canvas = np.zeros(shape[:2], np.float32) if canvas is None else canvas
-        x0, y0, x1, y1 = _crop_rect(shape, box, self.params.face_margin)
-        resized = cv2.resize(crop_map.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        canvas[y0:y1, x0:x1] = np.maximum(canvas[y0:y1, x0:x1], resized)
-        return canvas
-
-    def _face_heatmap(self, image: np.ndarray, faces: list[dict]) -> np.ndarray:
-        from .faces import FaceBox, _fit_for, crop_with_margin
-
-        canvas = np.zeros(image.shape[:2], np.float32)
-        boxes = [FaceBox(**f["box"]) for f in faces]
-        if not boxes:
-            return canvas
-        crops = [_fit_for(self.detector, crop_with_margin(image, b, self.params.face_margin)) for b in boxes]
-        _, maps = self._cam(crops)
-        for box, crop_map in zip(boxes, maps):
-            canvas = self._paste(canvas, image.shape, box, crop_map)
-        return canvas
-
-
-def _image_samples(media) -> Iterator[_Sample]:
-    from ..media.images import decode_image
-
-    # Intake already enforced the pixel cap and the accepted formats for this file.
-    yield _Sample(0, 0.0, decode_image(media.path, max_pixels=10**12, accepted=(media.format,)).rgb)
-
-
-def _video_samples(media, fps: float, cancel: Optional[CancelToken], start: float = 0.0,
-                   end: Optional[float] = None) -> Iterator[_Sample]:
-    from ..media.video import iter_frames
-
-    for frame in iter_frames(media.path, fps, start=start, end=end, cancel=cancel, info=media.video):
-        yield _Sample(frame.index, frame.time, frame.image)
-
-
-def _reporting(samples: Iterator[_Sample], total: int, share: float,
-               progress: ProgressCallback) -> Iterator[_Sample]:
-    for done, sample in enumerate(samples, 1):
-        progress(share * min(1.0, (done - 0.5) / max(total, 1)), f"Frame {done}/{total} at {sample.time:.1f} s")
-        yield sample
-
-
-def _chunks(items: Iterator, size: int, max_pixels: int = 0, image=lambda item: item.image) -> Iterator[list]:
-    """Lists of at most ``size`` items, and of at most ``max_pixels`` frame pixels (one item at least)."""
-    chunk: list = []
-    pixels = 0
-    for item in items:
-        frame_pixels = int(np.prod(image(item).shape[:2]))
-        if chunk and max_pixels and pixels + frame_pixels > max_pixels:
-            yield chunk
-            chunk, pixels = [], 0
-        chunk.append(item)
-        pixels += frame_pixels
-        if len(chunk) >= size:
-            yield chunk
-            chunk, pixels = [], 0
-    if chunk:
-        yield chunk
-
-
-# --------------------------------------------------------------------------------------------
 # The pipeline
 # --------------------------------------------------------------------------------------------
 
@@ -450,11 +289,11 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
          cancel: Optional[CancelToken]) -> DetectResult:
     from ..media.video import count_samples
 
-    scorer = _Scorer(detector, params, cancel)
+    scorer = FrameScorer(detector, params, cancel)
     face_model = face_swap_model() if params.face_evidence else None
     is_video = media.kind == "video"
     total = count_samples(media.video.duration, params.fps) if is_video else 1
-    samples = _video_samples(media, params.fps, cancel) if is_video else _image_samples(media)
+    samples = video_samples(media, params.fps, cancel) if is_video else image_samples(media)
     want_maps = params.cam is not None
     scan_share = 0.9 if want_maps and params.heatmaps == "top_k" else 1.0
     records: list[dict[str, Any]] = []
@@ -463,9 +302,9 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
     top: list[tuple[float, int, int, np.ndarray, Optional[np.ndarray]]] = []
     check_cancelled(cancel)
     progress(0.0, f"Analysing {total} frame{'s' if total != 1 else ''}")
-    samples = _reporting(samples, total, scan_share, progress)
+    samples = reporting(samples, total, scan_share, progress)
     cam_all = want_maps and params.heatmaps == "all"
-    for chunk in _chunks(samples, params.batch_size, CHUNK_PIXELS):
+    for chunk in chunks(samples, params.batch_size, CHUNK_PIXELS):
         check_cancelled(cancel)
         # Top-k mode keeps each candidate at full resolution for its heatmap at the end; where top_k such
         # frames would pass CHUNK_PIXELS (4K, say), the map is made now instead, and only small copies kept.
@@ -481,14 +320,14 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
                 record["face_swap"] = score_frame_faces(face_model, sample.image, margin=params.face_margin,
                                                         boxes=boxes)
             records.append(record)
-            small_map = None if cam is None else _to_uint8_map(cam, params.heatmap_side)
+            small_map = None if cam is None else to_uint8_map(cam, params.heatmap_side)
             if cam_all:
                 arrays[_heat_key(sample.index)] = small_map
                 record["heatmap"] = heatmap_name(sample.index)
             if score is None:
                 continue
             # Keep full-res frames only where a heatmap is still to be made; otherwise a small copy.
-            keep = sample.image if (want_maps and cam is None) else _downscale(sample.image, params.frame_side)
+            keep = sample.image if (want_maps and cam is None) else downscale(sample.image, params.frame_side)
             item = (score, -sample.index, sample.index, keep, None if cam_all else small_map)
             if len(top) < params.top_k:
                 heapq.heappush(top, item)
@@ -511,13 +350,13 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
                 arrays[_heat_key(item[2])] = item[4]
                 by_index[item[2]]["heatmap"] = heatmap_name(item[2])
         pending = iter([item for item in best if item[4] is None])
-        for group in _chunks(pending, params.batch_size, CHUNK_PIXELS, image=lambda item: item[3]):
+        for group in chunks(pending, params.batch_size, CHUNK_PIXELS, image=lambda item: item[3]):
             maps = scorer.heatmaps([b[3] for b in group], [by_index[b[2]]["faces"] for b in group])
             for item, cam in zip(group, maps):
-                arrays[_heat_key(item[2])] = _to_uint8_map(cam, params.heatmap_side)
+                arrays[_heat_key(item[2])] = to_uint8_map(cam, params.heatmap_side)
                 by_index[item[2]]["heatmap"] = heatmap_name(item[2])
     for item in best:
-        arrays[_frame_key(item[2])] = _downscale(item[3], params.frame_side)
+        arrays[_frame_key(item[2])] = downscale(item[3], params.frame_side)
     data = _result_data(records, [b[2] for b in best], detector, params, media.kind, face_fallback)
     if face_fallback:
         data = _whole_frame_fallback(media, detector, params, data, arrays, cancel)
@@ -636,12 +475,12 @@ def frame_view(result: DetectResult, index: int, detector: Detector, *, store: O
         return cached.arrays["frame"], None if heat_arr is None else heat_arr.astype(np.float32) / 255.0
     record = result.frame_record(index)
     full = _decode_one(result.data, record)
-    small = _downscale(full, params.frame_side)
+    small = downscale(full, params.frame_side)
     arrays = {"frame": small}
     if cam is not None:
-        scorer = _Scorer(detector, dataclasses.replace(params, cam=cam), None)
+        scorer = FrameScorer(detector, dataclasses.replace(params, cam=cam), None)
         cam_map = scorer.heatmaps([full], [record.get("faces") or []])[0]
-        arrays["heatmap"] = _to_uint8_map(cam_map, params.heatmap_side)
+        arrays["heatmap"] = to_uint8_map(cam_map, params.heatmap_side)
     if store is not None:
         store.put(key, {"index": index}, arrays)
     heat_arr = arrays.get("heatmap")
