@@ -161,6 +161,15 @@ def detected(local) -> str:
 # ------------------------------------------------------------------------------------------ Detect
 
 
+def test_the_face_check_can_be_switched_off(local):
+    code, data = local.post_form("/api/upload", {"model": "resnet18", "cam": "none", "face_check": "false"},
+                                 [("file", "noise.png", png())])
+    assert code == 202, data
+    assert local.wait(data["status_url"])["status"] == "succeeded"
+    code, result = local.json("GET", f"/api/result/{data['job_id']}")
+    assert code == 200 and "face_evidence" not in result and result["params"]["face_evidence"] is False
+
+
 def test_upload_status_result_report_and_heatmaps(local, detected):
     code, status = local.json("GET", f"/api/status/{detected}")
     assert code == 200 and status["progress"] == 1.0 and status["error"] is None
@@ -170,6 +179,7 @@ def test_upload_status_result_report_and_heatmaps(local, detected):
     assert code == 200 and result["kind"] == "image" and 0.0 <= result["score"] <= 1.0
     assert result["model"]["name"] == "resnet18" and result["input"]["name"] == "noise.png"
     assert "path" not in result["input"] and "video_path" not in result  # server paths stay on the server
+    assert result["face_evidence"]["faces"] == 0 and result["params"]["face_evidence"]  # checked, no face in noise
 
     code, headers, html = local.get(f"/api/result/{detected}/report.html")
     assert code == 200 and headers["content-type"].startswith("text/html") and b"Apate detect report" in html

@@ -83,6 +83,8 @@ def router(state: ApiState) -> APIRouter:
                cam: str = Form("gradcam", description="heatmap method, or none"),
                top_k: int = Form(8, description="most suspicious frames kept with heatmaps"),
                faces: bool = Form(False, description="score face crops"),
+               face_check: bool = Form(True, description="search every sampled frame for faces and score them "
+                                                          "with the face-swap model"),
                client: Client = guard) -> dict[str, Any]:
         from ..detect.pipeline import DetectParams, default_detector_name
         from ..media.intake import intake_file
@@ -94,7 +96,7 @@ def router(state: ApiState) -> APIRouter:
         if has_file and url:
             raise InputRefused("Send a file or a URL, not both")
         params = DetectParams(fps=fps or state.settings.sample_fps, cam=None if cam.lower() == "none" else cam,
-                              top_k=top_k, faces=faces)
+                              top_k=top_k, faces=faces, face_evidence=face_check)
         name = state.models.check_detector(model or default_detector_name())
         path, shown = None, ""
         if has_file:

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     detect = DetectParams(fps=args.fps or settings.sample_fps, cam=args.cam if args.heatmaps else None,
-                          top_k=args.top_k, faces=args.faces, band=(args.band[0], args.band[1]))
+                          top_k=args.top_k, faces=args.faces, face_evidence=not args.no_face_check,
+                          band=(args.band[0], args.band[1]))
     params = ScanParams(sources=tuple(args.sources), out_dir=args.out, workers=args.workers or 1, model=args.model,
                         detect=detect, executor="ray" if args.ray else "local")
     plan = plan_scan(params, settings)  # refuses bad sources, models and options before any model loads
@@ -147,6 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="registered detector or checkpoint path (default: as apate detect)")
     parser.add_argument("--fps", type=float, default=None, help="frames sampled per second (default APATE_SAMPLE_FPS)")
     parser.add_argument("--faces", action="store_true", help="score face crops (per face, per frame)")
+    parser.add_argument("--no-face-check", action="store_true",
+                        help="skip the face-swap check (every sampled frame searched for faces by default)")
     parser.add_argument("--heatmaps", action="store_true",
                         help="also make heatmaps of the top-k frames and write DIR/results/<file>-<sha>/ per file "
                              "(result.json, PNGs); off by default")
