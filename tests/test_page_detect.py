@@ -160,3 +160,20 @@ def test_a_job_waits_its_turn_in_the_shared_queue_and_can_be_cancelled_there(tmp
         release.set()
         for other in others:
             other.wait(10)
+
+
+def test_a_face_photo_shows_the_face_swap_check_and_whether_it_decided():
+    at = _page()
+    assert at.toggle(key="detect_face_evidence").value  # on by default
+    at.selectbox(key="detect_model").set_value("resnet18")
+    at.selectbox(key="detect_cam").set_value("none")
+    data = (ROOT / "assets" / "faces" / "obama.jpg").read_bytes()
+    at.file_uploader(key="detect_upload").upload("obama.jpg", data, "image/jpeg").run()
+    at = _settle(at)
+    assert not at.exception and not _errors(at), _errors(at)
+    captions = [str(c.value) for c in at.caption]
+    line = next(c for c in captions if c.startswith("Face evidence (apate-faceswap): 1 face(s) in 1 frame(s)"))
+    assert "Shown, not used in the verdict" in line  # the shipped model is gated out (its card's verdict_use)
+    at.toggle(key="detect_face_evidence").set_value(False).run()
+    at = _settle(at)
+    assert not any(str(c.value).startswith("Face evidence") for c in at.caption)
