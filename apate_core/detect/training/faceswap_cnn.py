@@ -205,9 +205,9 @@ def face_view(image: np.ndarray, box: tuple[float, float, float, float], side: i
 def training_pair(record: FaceRecord, image: np.ndarray, rng: np.random.Generator,
                   side: int) -> tuple[np.ndarray, np.ndarray]:
     """(real view, self-blend view) of one face: same crop jitter, independently drawn processing."""
-    from .self_blend import self_blend
-
     import cv2
+
+    from .self_blend import self_blend
 
     fake = self_blend(image, np.asarray(record.landmarks), int(rng.integers(2 ** 62))).image
     jitter = int(rng.integers(2 ** 62))  # one crop for both, so the frame around the face is no cue
