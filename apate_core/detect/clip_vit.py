@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -207,7 +208,10 @@ class OnnxClipEncoder:
         array = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
         embed = "image_embeds" in self.outputs
         names = (["image_embeds"] if embed else []) + [LAYER_OUTPUTS[i] for i in layers]
-        out = self.session.run(names, {"pixel_values": array})
+        # One image per run: the int8 graph quantises activations with scales taken over the whole batch, so a
+        # batched image's features (and score) would depend on the other images in its batch.
+        runs = [self.session.run(names, {"pixel_values": array[i:i + 1]}) for i in range(len(array))]
+        out = [np.concatenate(parts) for parts in zip(*runs)] if runs else []
         tokens = [torch.from_numpy(o[:, 0]) for o in out[int(embed):]]
         return (torch.from_numpy(out[0]) if embed else None), tokens
 
