@@ -132,8 +132,9 @@ def train_universal(settings: Settings, out: Path, options: UniversalOptions = U
 
 def trained_on_summary(E: EmbeddingSet, options: UniversalOptions) -> str:
     as_is = (E.view == 0) & ~synthetic(E)
-    aligned = int(((E.view == 0) & synthetic(E)).sum())
-    extra = f", plus {aligned} of the real photos re-synthesised by TAEF2 (aligned fakes)" if aligned else ""
+    made = (E.view == 0) & synthetic(E)
+    families = ", ".join(sorted({str(f) for f in E.family[made]}))
+    extra = f", plus {int(made.sum())} images Apate made ({families})" if made.any() else ""
     return (f"{int((as_is & (E.y == 0)).sum())} real and {int((as_is & (E.y == 1)).sum())} generated images from "
             f"{len(np.unique(E.source[as_is]))} public repositories{extra}; every image also seen in "
             f"{options.views - 1} processed view(s) (JPEG/WebP/H.264/resize/crop/grey, same policy for both "
