@@ -205,10 +205,10 @@ def _fit_for(detector: Detector, crop: np.ndarray) -> np.ndarray:
 
 def score_faces(detector: Detector, image: np.ndarray, *, margin: float = 0.3,
                 faces: Optional[Sequence[FaceBox]] = None, batch_size: int = 16,
-                backend: str = "auto") -> list[FaceScore]:
+                backend: str = "auto", max_side: Optional[int] = None) -> list[FaceScore]:
     """P(fake) of each face crop (largest face first); empty list when no face is found."""
     image = as_rgb_uint8(image)
-    boxes = list(faces) if faces is not None else detect_faces(image, backend=backend)
+    boxes = list(faces) if faces is not None else detect_faces(image, backend=backend, max_side=max_side)
     if not boxes:
         return []
     crops = [_fit_for(detector, crop_with_margin(image, box, margin)) for box in boxes]
