@@ -106,3 +106,43 @@ def test_an_images_int8_clip_features_do_not_depend_on_its_batch():
         alone = torch.cat([detector.module.raw_features(detector.preprocess([p])) for p in photos])
         other = detector.module.raw_features(detector.preprocess([photos[0], skimage.data.camera()]))
     assert torch.equal(together, alone) and torch.equal(other[0], alone[0])
+
+
+def test_a_maps_only_heatmap_pass_skips_the_int8_encoder_and_keeps_the_maps():
+    # Top-k heatmaps are made for frames already scored: their pass needs the port's gradients, not the
+    # int8 encoder's score, and the maps must not change when that encoder is skipped.
+    _installed("clip_vit_b16")
+    import skimage.data
+
+    from apate_core.detect import create_detector
+    from apate_core.detect.cam import score_and_cam
+
+    detector = create_detector("clip_probe")
+    photos = [skimage.data.chelsea(), skimage.data.coffee()]
+    runs = []
+    encoder = detector.module.fast_encoder
+    detector.module.fast_encoder = lambda *a, **k: runs.append(1) or encoder(*a, **k)
+    scored_probs, scored_maps = score_and_cam(detector, photos)
+    assert len(runs) == 1 and np.allclose(scored_probs, detector.predict_proba(photos), atol=1e-5)
+    runs.clear()
+    probs, maps = score_and_cam(detector, photos, scores=False)
+    assert probs is None and runs == [] and detector.module.match_fast_scores  # restored after the pass
+    for a, b in zip(scored_maps, maps):
+        assert np.allclose(a, b, atol=1e-4)
+
+
+def test_a_probe_without_the_embedding_holds_only_the_blocks_it_reads():
+    _installed("clip_vit_b16")
+    import skimage.data
+
+    from apate_core.detect import create_detector
+
+    full, short = create_detector("clip_probe"), create_detector("clip_probe", layers="1,3", use_embedding=False)
+    assert len(short.module.encoder.layers) == 4 and len(full.module.encoder.layers) == 12
+    pixels = short.preprocess([skimage.data.chelsea()])
+    with torch.enable_grad():  # the port: its block 3 equals the whole encoder's
+        _, (mine,) = short.module.encoder(pixels, [3], embedding=False)
+        _, (whole,) = full.module.encoder(pixels, [3], embedding=False)
+        assert torch.allclose(mine, whole)
+        with pytest.raises(ValueError, match="blocks 0-3 only"):
+            short.module.encoder(pixels, [5], embedding=False)

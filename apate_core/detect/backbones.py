@@ -137,15 +137,18 @@ def prepare(name: str, directory: Path | None = None, *, member_path: Path | Non
     return target
 
 
-def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
-    """The converted state dict; a clear message when the install step has not made it."""
-    from safetensors.torch import load_file
+def load_state(name: str, directory: Path | None = None,
+               keep: Optional[Callable[[str], bool]] = None) -> dict[str, torch.Tensor]:
+    """The converted state dict (only the keys ``keep`` accepts, read from the file alone); a clear
+    message when the install step has not made it."""
+    from safetensors import safe_open
 
     path = local_path(name, directory)
     if not path.is_file():
         raise CheckpointError(f"Backbone {name!r} is not installed ({path} is missing)",
                               accepted=f"run {fetch_command(name)}")
-    return load_file(str(path))
+    with safe_open(str(path), framework="pt") as weights:
+        return {key: weights.get_tensor(key) for key in weights.keys() if keep is None or keep(key)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -201,14 +201,31 @@ def _stitch(frame_hw: tuple[int, int], boxes: Sequence[tuple[int, int, int, int]
     return np.clip(total, 0.0, 1.0, out=total)
 
 
+@contextmanager
+def _maps_only(detector: Detector, on: bool) -> Iterator[None]:
+    """Tell a model whose CPU score comes from a second, faster encoder (the CLIP probe's int8 one) that
+    this gradient pass's logits go unread, so it need not run that encoder too: the maps are the same."""
+    module = detector.module
+    previous = getattr(module, "match_fast_scores", None)
+    if on and previous is not None:
+        module.match_fast_scores = False
+    try:
+        yield
+    finally:
+        if previous is not None:
+            module.match_fast_scores = previous
+
+
 def score_and_cam(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,
                   batch_size: int = 8, aug_smooth: bool = False, progress: ProgressCallback = no_progress,
-                  cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+                  cancel: Optional[CancelToken] = None, scores: bool = True,
+                  ) -> tuple[Optional[np.ndarray], list[np.ndarray]]:
     """(P(fake) per image, float32 [0, 1] map per image at its own resolution) from ONE forward+backward
     pass per batch of tiles (the CAM's own forward gives the logits); large frames of native-resolution
     detectors go in tiles, like predict_proba (mean tile logit), with their maps stitched. Gradients flow
     from the target layers on only. With aug_smooth the maps average augmented passes and the scores
-    come from the last of them (use predict_proba for scores)."""
+    come from the last of them (use predict_proba for scores). With ``scores=False`` (maps only) the
+    first item is None and a model may skip work that only the scores need."""
     frames = [as_rgb_uint8(img, i) for i, img in enumerate(images)]
     units, owners, boxes = detector.split_tiles(frames)
     tiled = np.bincount(owners, minlength=len(frames))[owners] > 1  # per unit: one of several tiles
@@ -217,7 +234,8 @@ def score_and_cam(detector: Detector, images: Sequence[np.ndarray], method: str 
     scaled = np.ones(len(units), dtype=bool)
     batches = group_by_shape([(*detector.input_shape(u), bool(t)) for u, t in zip(units, tiled)],
                              detector.batch_limit(units, batch_size))
-    with cam_session(detector, method) as cam, torch.enable_grad(), grad_only_from(detector) as full_graph:
+    with cam_session(detector, method) as cam, torch.enable_grad(), grad_only_from(detector) as full_graph, \
+            _maps_only(detector, not scores):
         for done, idx in enumerate(batches):
             check_cancelled(cancel)
             scaled[idx] = not _set_unscaled(cam, bool(tiled[idx[0]]))  # one-tile frames: the library's maps
@@ -228,7 +246,7 @@ def score_and_cam(detector: Detector, images: Sequence[np.ndarray], method: str 
             for j, i in enumerate(idx):
                 tile_maps[i] = np.nan_to_num(raw[j])
             progress((done + 1) / len(batches), f"Heatmaps {sum(len(b) for b in batches[:done + 1])}/{len(units)}")
-    probs = detector.probabilities(detector.frame_logits(tile_logits, owners, len(frames)))
+    probs = detector.probabilities(detector.frame_logits(tile_logits, owners, len(frames))) if scores else None
     maps = []
     for n, frame in enumerate(frames):
         mine = np.flatnonzero(owners == n)
@@ -248,7 +266,7 @@ def compute_cam_list(detector: Detector, images: Sequence[np.ndarray], method: s
                      cancel: Optional[CancelToken] = None) -> list[np.ndarray]:
     """One (H,W) float32 map in [0,1] per image, each at that image's own resolution."""
     return score_and_cam(detector, images, method, batch_size=batch_size, aug_smooth=aug_smooth,
-                         progress=progress, cancel=cancel)[1]
+                         progress=progress, cancel=cancel, scores=False)[1]
 
 
 def compute_cam(detector: Detector, images: Sequence[np.ndarray], method: str = "gradcam", *,

@@ -78,6 +78,9 @@ class ClipVisionEncoder(nn.Module):
                 embedding: bool = True) -> tuple[Optional[torch.Tensor], list[torch.Tensor]]:
         """(projected embedding (B, 512) or None without ``embedding``, class tokens (B, 768) after each
         block in ``layers``, 0-based). Without the embedding, blocks after the last one asked are skipped."""
+        if max(layers, default=-1) >= len(self.layers) or (embedding and len(self.layers) < LAYERS):
+            raise ValueError(f"this port holds blocks 0-{len(self.layers) - 1} only; asked for {tuple(layers)}"
+                             f"{' and the embedding' if embedding else ''}")
         x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
         cls = self.class_embedding.expand(x.shape[0], 1, -1)
         x = self.pre_layrnorm(torch.cat([cls, x], dim=1) + self.position_embedding)
@@ -109,6 +112,7 @@ class ClipProbe(nn.Module):
         self.encoder = encoder or ClipVisionEncoder()
         self.head = nn.Linear(len(self.layers) * WIDTH + (EMBED if self.use_embedding else 0), 1)
         self.fast_encoder: "OnnxClipEncoder | None" = None  # scoring without gradients on the CPU
+        self.match_fast_scores = True  # False: a gradient pass whose logits nobody reads (heatmaps only)
 
     def _fast(self, pixels: torch.Tensor) -> bool:
         return self.fast_encoder is not None and pixels.device.type == "cpu"
@@ -136,7 +140,7 @@ class ClipProbe(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.features(pixels))
-        if self._fast(pixels) and torch.is_grad_enabled():
+        if self._fast(pixels) and torch.is_grad_enabled() and self.match_fast_scores:
             # Heatmaps need the PyTorch port's gradients, but the score must be the one the probe was
             # trained and calibrated on (the int8 encoder's): its value, with the port's gradient.
             with torch.no_grad():
@@ -210,9 +214,12 @@ class OnnxClipEncoder:
         names = (["image_embeds"] if embed else []) + [LAYER_OUTPUTS[i] for i in layers]
         # One image per run: the int8 graph quantises activations with scales taken over the whole batch, so a
         # batched image's features (and score) would depend on the other images in its batch.
+        # Only the class token of each residual stream is kept, per run: concatenating the whole (1, 197, 768)
+        # streams first cost about a tenth of the encoder's time.
         runs = [self.session.run(names, {"pixel_values": array[i:i + 1]}) for i in range(len(array))]
+        runs = [[outs[0], *(o[:, 0] for o in outs[1:])] if embed else [o[:, 0] for o in outs] for outs in runs]
         out = [np.concatenate(parts) for parts in zip(*runs)] if runs else []
-        tokens = [torch.from_numpy(o[:, 0]) for o in out[int(embed):]]
+        tokens = [torch.from_numpy(o) for o in out[int(embed):]]
         return (torch.from_numpy(out[0]) if embed else None), tokens
 
 

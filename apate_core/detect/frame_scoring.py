@@ -68,18 +68,19 @@ class FrameScorer:
         probs = self.detector.predict_proba(images, batch_size=self.params.batch_size, cancel=self.cancel)
         return [float(p) for p in probs], [[] for _ in samples], [None] * len(samples)
 
-    def _cam(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _cam(self, images: Sequence[np.ndarray], scores: bool = True) -> tuple[Optional[np.ndarray], list[np.ndarray]]:
         """One forward+backward per batch (of tiles, for large frames) gives both P(fake) and the maps."""
         from .cam import score_and_cam
 
         return score_and_cam(self.detector, images, self.params.cam, batch_size=self.params.batch_size,
-                             cancel=self.cancel)
+                             cancel=self.cancel, scores=scores)
 
     def heatmaps(self, images: Sequence[np.ndarray], faces: Sequence[list[dict]]) -> list[np.ndarray]:
-        """Heatmaps at frame size for frames picked after scoring (top-k mode, or a requested frame)."""
+        """Heatmaps at frame size for frames picked after scoring (top-k mode, or a requested frame):
+        their scores are known already, so the pass makes maps only."""
         if self.params.faces:
             return [self._face_heatmap(img, f) for img, f in zip(images, faces)]
-        return self._cam(images)[1]
+        return self._cam(images, scores=False)[1]
 
     # ---- faces
     def _score_faces(self, samples: Sequence[Sample], with_maps: bool):
@@ -128,7 +129,7 @@ class FrameScorer:
         if not boxes:
             return canvas
         crops = [_fit_for(self.detector, crop_with_margin(image, b, self.params.face_margin)) for b in boxes]
-        _, maps = self._cam(crops)
+        _, maps = self._cam(crops, scores=False)
         for box, crop_map in zip(boxes, maps):
             canvas = self._paste(canvas, image.shape, box, crop_map)
         return canvas

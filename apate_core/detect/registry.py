@@ -217,11 +217,19 @@ def clip_probe(config: DetectorConfig) -> nn.Module:
     """Frozen CLIP ViT-B/16 image encoder (pretrained, installed by backbones.py) + a linear probe on
     the embedding and/or the class tokens of chosen blocks (option layers: "2,3,4", 0-based)."""
     from . import backbones
-    from .clip_vit import ClipProbe, OnnxClipEncoder, parse_layers
+    from .clip_vit import LAYERS, ClipProbe, ClipVisionEncoder, OnnxClipEncoder, parse_layers
 
     opts = config.option_dict
-    module = ClipProbe(layers=parse_layers(opts["layers"]), use_embedding=bool(opts["use_embedding"]))
-    module.encoder.load_state_dict(backbones.load_state("clip_vit_b16"), strict=True)
+    layers, use_embedding = parse_layers(opts["layers"]), bool(opts["use_embedding"])
+    # The port holds only the blocks the probe reads (scores and heatmaps never pass the last one): built
+    # without weights and given the installed ones in place, it costs their memory once, not twice.
+    blocks = LAYERS if use_embedding else max(layers) + 1
+    with torch.device("meta"):
+        encoder = ClipVisionEncoder(layers=blocks)
+    state = backbones.load_state("clip_vit_b16", keep=lambda key: not key.startswith("layers.")
+                                 or int(key.split(".")[1]) < blocks)
+    encoder.load_state_dict(state, strict=True, assign=True)
+    module = ClipProbe(layers=layers, use_embedding=use_embedding, encoder=encoder)
     module.encoder.requires_grad_(False)
     onnx_file = backbones.original_path("clip_vit_b16")
     if onnx_file.is_file():
