@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import json
 import socket
 import threading
@@ -335,6 +336,13 @@ def test_health_metrics_and_docs(local, detected):
     assert 'apate_jobs_finished_total{kind="detect",state="succeeded"}' in text.decode()
     code, _headers, docs = local.get("/docs")
     assert code == 200 and b"swagger" in docs.lower()
+    # Offline: the documentation pages load their scripts and styles from this server, never from a CDN.
+    for page in ("/docs", "/redoc"):
+        html = local.get(page)[2].decode()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert assets and all(a.startswith("/") for a in assets), assets
+        for asset in assets:
+            assert local.get(asset)[0] == 200, asset
     code, spec = local.json("GET", "/openapi.json")
     assert {"/api/upload", "/api/v1/protect/image", "/api/v1/protect/batch", "/health"} <= set(spec["paths"])
 

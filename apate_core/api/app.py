@@ -14,6 +14,7 @@ from typing import Optional
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__, monitoring
 from ..errors import ApateError, Cancelled, CorruptMedia, InputRefused, MediaTooLarge, UnsupportedMedia, UrlRefused
@@ -100,7 +101,8 @@ def create_app(settings: Optional[Settings] = None, *, queue: Optional[JobQueue]
                      models=ModelRegistry(settings), guard=Guard(load_keys(settings.api_keys),
                                                                   settings.api_rate_per_minute),
                      device=settings.resolved_device())
-    app = FastAPI(title="Apate API", version=__version__,
+    # fastapi-offline serves Swagger UI and ReDoc from files in its wheel: nothing is fetched from a CDN.
+    app = FastAPIOffline(title="Apate API", version=__version__, swagger_ui_parameters={"validatorUrl": None},
                   description="Detect AI-generated media and protect photos: the engine behind the dashboard and "
                               "the `apate` CLI, over HTTP. Heavy work goes through the server's one job queue.")
     app.state.apate = state
