@@ -529,11 +529,15 @@ def load_detector(name: str, settings: Optional[Settings] = None) -> Detector:
 
 
 def available_checkpoints(settings: Settings) -> list[Path]:
-    """Checkpoints under APATE_MODELS_DIR (one level deep) that the model picker offers."""
+    """Detector checkpoints under APATE_MODELS_DIR that the model pickers offer: not the files under a Protect
+    generator family's folder (``<models>/stargan/...``), which Protect lists and no detector can load."""
+    from ..protect.generators import list_generators
     from .checkpoints import CHECKPOINT_SUFFIXES
 
     folder = settings.models_path
     if not folder.is_dir():
         return []
-    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
+    generators = set(list_generators())
+    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES
+             and p.relative_to(folder).parts[0] not in generators]
     return sorted(found)[:50]

@@ -162,10 +162,7 @@ def _detector_entries(settings: Settings) -> list[ModelEntry]:
             "detector", name, f"{name} (architecture, untrained)", "architecture", name,
             description=get_spec(name).description, card=untrained_card(name), load_name=name))
     models = settings.models_path
-    family_dirs = _family_dirs(models)
-    for path in pipeline.available_checkpoints(settings):
-        if any(_is_under(path, folder) for folder in family_dirs):
-            continue  # a Protect generator's file, listed there
+    for path in pipeline.available_checkpoints(settings):  # generators' files are listed with them
         try:
             card = checkpoints.read_card(path)
         except CheckpointError as exc:
@@ -179,12 +176,6 @@ def _detector_entries(settings: Settings) -> list[ModelEntry]:
             size_bytes=path.stat().st_size, card=card or {}, editable=card is not None and "problem" not in card,
             load_name=str(path)))
     return entries
-
-
-def _family_dirs(models: Path) -> list[Path]:
-    from ..protect.generators import list_generators
-
-    return [models / family for family in list_generators()]
 
 
 def _is_under(path: Path, folder: Path) -> bool:
