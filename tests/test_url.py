@@ -22,7 +22,7 @@ import pytest
 
 from apate_core.errors import Cancelled, MediaTooLarge, UrlRefused
 from apate_core.media import url as url_module
-from apate_core.media.url import MAX_REDIRECTS, DownloadedFile, download_url
+from apate_core.media.url import MAX_REDIRECTS, DownloadedFile, check_url, download_url
 from apate_core.progress import CancelToken
 
 HOST = "media.example"
@@ -369,7 +369,16 @@ def test_direct_refusals_need_no_server(url, expected, dial_spy, tmp_path):
     message = str(info.value)
     assert expected in message
     assert "Accepted: http:// or https://" in message
+    with pytest.raises(UrlRefused) as checked:  # the API's quick pre-check refuses it the same way
+        check_url(url, resolver=no_dns)
+    assert str(checked.value) == message
     assert dial_spy.dials == []
+
+
+def test_check_url_returns_the_public_addresses_it_checked():
+    resolver = MapResolver({HOST: ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]})
+    assert check_url(f"https://{HOST}/a.mp4", resolver=resolver) == ["93.184.215.14",
+                                                                    "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
 
 
 def test_localhost_is_refused_through_the_real_resolver(dial_spy, tmp_path):

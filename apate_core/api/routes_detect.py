@@ -24,9 +24,9 @@ SERVER_PATHS = ("video_path", "normalised_video", "output_dir")  # where the ser
 def check_url(url: str) -> None:
     """Refuse at once what the download would refuse (scheme, credentials, a non-public address). The download
     in the job checks again, pinned to the address it dials, so this is for a quick 400, not the guard itself."""
-    from ..media import url as fetch
+    from ..media.url import check_url as refuse_unless_public
 
-    fetch._resolve(fetch._parse_target(url), None, frozenset())
+    refuse_unless_public(url)
 
 
 def public_data(data: dict) -> dict:

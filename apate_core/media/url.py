@@ -273,9 +273,9 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]
     return None
 
 
-def _normalise_allow(addresses: Iterable[str]) -> frozenset[str]:
+def _normalise_allow(addresses: Iterable[str] | str) -> frozenset[str]:
     allowed = set()
-    for text in addresses:
+    for text in [addresses] if isinstance(addresses, str) else addresses:
         allowed.add(str(ipaddress.ip_address(text.strip("[]"))))
     return frozenset(allowed)
 
@@ -416,7 +416,7 @@ def download_url(
     """
     if max_bytes <= 0:
         raise ValueError("max_bytes must be positive")
-    allowed = _normalise_allow([allow_addresses] if isinstance(allow_addresses, str) else allow_addresses)
+    allowed = _normalise_allow(allow_addresses)
     job = _Job(url, Path(dest_dir), max_bytes, timeout, progress, cancel)
     target = _parse_target(url)
     job.dest.mkdir(parents=True, exist_ok=True)
@@ -434,6 +434,13 @@ def download_url(
     raise UrlRefused(
         f"The URL redirected more than {MAX_REDIRECTS} times", ACCEPTED_RESPONSE, f"{MAX_REDIRECTS} redirects"
     )
+
+
+def check_url(url: str, *, resolver: Optional[Resolver] = None, allow_addresses: Iterable[str] = frozenset()) -> list[str]:
+    """The public addresses ``url`` resolves to, or UrlRefused for what ``download_url`` would refuse before
+    dialing (scheme, credentials, port, a non-public address). For a quick answer only: the download checks
+    every hop again, pinned to the address it dials."""
+    return _resolve(_parse_target(url), resolver, _normalise_allow(allow_addresses))
 
 
 def _redirect_location(response: http.client.HTTPResponse, target: _Target) -> Optional[str]:
@@ -557,4 +564,4 @@ def _place(temp: Path, dest: Path, name: str, digest: str) -> Path:
     return fallback
 
 
-__all__ = ["DownloadedFile", "Resolver", "download_url", "MAX_REDIRECTS"]
+__all__ = ["DownloadedFile", "Resolver", "check_url", "download_url", "MAX_REDIRECTS"]
