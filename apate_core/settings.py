@@ -48,6 +48,9 @@ class Settings:
     sample_fps: float = _setting(1.0, "Default frame sampling rate for videos, frames per second")
     device: str = _setting("auto", "Compute device: `auto` (CUDA when available), `cpu` or `cuda`")
     cache_dir: str = _setting(_default_cache_dir(), "Result store and normalised media directory (created 0700)")
+    upload_keep_days: float = _setting(
+        7.0, "Days an uploaded file is kept after its last use (dashboard and API uploads); 0 = keep every upload"
+    )
     cache_size_mb: int = _setting(2048, "Result store size limit in MB; least recently used entries are evicted")
     models_dir: str = _setting("models", "Directory of checkpoints users bring (see README for the layout)")
     max_batch: int = _setting(10, "Most images in one batch job")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,6 +10,7 @@ import streamlit as st
 
 from apate_core import jobs
 from apate_core.errors import ApateError, InputRefused
+from apate_core.media.upload_area import save_bytes
 from apate_core.settings import Settings, load_settings
 from apate_core.store import ResultStore, open_store
 
@@ -68,21 +67,10 @@ def job_progress(job: jobs.Job, verb: str) -> None:
         st.progress(job.fraction, text=f"{verb}: {job.message}")
 
 
-def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")
-    return cleaned[:80] or "upload"
-
-
 def save_upload(uploaded) -> Path:
-    """Write an uploaded file to the private upload area, once per content."""
-    data = uploaded.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    folder = get_settings().cache_path / "uploads" / digest[:32]
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / _safe_name(uploaded.name)
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+    """Write an uploaded file to the private upload area (shared with the API), once per content."""
+    settings = get_settings()
+    return save_bytes(uploaded.getvalue(), settings.cache_path / "uploads", uploaded.name, settings.upload_keep_days)
 
 
 def error_card(exc: ApateError, title: str = "This input was refused") -> None:

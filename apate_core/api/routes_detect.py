@@ -13,7 +13,7 @@ from ..errors import InputRefused
 from ..jobs import Job
 from .security import Client
 from .state import ApiState
-from .uploads import save_stream
+from ..media.upload_area import save_stream
 
 KINDS = ("detect",)
 FOLDERS = ("heatmaps", "frames", "overlays")  # heatmap_files' folders
@@ -100,7 +100,7 @@ def router(state: ApiState) -> APIRouter:
         name = state.models.check_detector(model or default_detector_name())
         path, shown = None, ""
         if has_file:
-            path = save_stream(file.file, state.uploads, file.filename)
+            path = save_stream(file.file, state.uploads, file.filename, state.settings.upload_keep_days)
             shown = file.filename or path.name
             intake_file(path, state.settings, name=shown)  # refuse bad content now (415/413/422), not in the job
         else:

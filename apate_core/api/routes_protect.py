@@ -25,7 +25,7 @@ from ..jobs import Job, JobState
 from .registry import IDENTITY
 from .security import Client
 from .state import ApiState
-from .uploads import save_bytes, save_stream
+from ..media.upload_area import save_bytes, save_stream
 
 KINDS = ("protect", "batch")
 WAIT_S = 600.0  # the single-image route answers 202 with the task id if the job takes longer than this
@@ -130,7 +130,7 @@ def _form_options(fields: dict[str, str]) -> dict[str, Any]:
 async def _read(request: Request, state: ApiState, batch: bool) -> tuple[ProtectOptions, list]:
     """(options, [(path, name)]) from a JSON or multipart body, the files saved to the upload area."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    root = state.uploads
+    root, keep = state.uploads, state.settings.upload_keep_days
     if kind == "application/json":
         try:
             data = await request.json()
@@ -143,7 +143,7 @@ async def _read(request: Request, state: ApiState, batch: bool) -> tuple[Protect
         items = parsed.images if isinstance(parsed, ProtectBatchRequest) else [parsed]
         if len(items) > state.settings.max_batch:
             raise InputRefused(f"{len(items)} images in one job", limit=f"{state.settings.max_batch} (APATE_MAX_BATCH)")
-        saved = [(await run_in_threadpool(save_bytes, _b64(it.image), root, it.name), it.name) for it in items]
+        saved = [(await run_in_threadpool(save_bytes, _b64(it.image), root, it.name, keep), it.name) for it in items]
         return parsed, saved
     if kind != "multipart/form-data":
         raise HTTPException(415, detail="Send application/json (images as base64) or multipart/form-data.")
@@ -154,7 +154,7 @@ async def _read(request: Request, state: ApiState, batch: bool) -> tuple[Protect
             options = ProtectOptions.model_validate(_form_options(fields))
         except ValidationError as exc:
             raise _refuse_invalid(exc) from None
-        saved = [(await run_in_threadpool(save_stream, u.file, root, u.filename), u.filename) for u in uploads]
+        saved = [(await run_in_threadpool(save_stream, u.file, root, u.filename, keep), u.filename) for u in uploads]
     return options, saved
 
 

@@ -9,26 +9,20 @@ so the client would see a reset instead of the 413. A client that sent ``Expect:
 without sending the body at all.
 
 Multipart files arrive through Starlette's parser, which keeps at most 1 MB of a file in memory and spools the
-rest to disk; they are then copied 1 MB at a time into ``<cache>/uploads/<sha256[:32]>/`` (where the dashboard
-keeps its uploads, once per content), hashed on the way.
+rest to disk; they are then copied 1 MB at a time into the upload area the dashboard shares
+(``media.upload_area``: ``<cache>/uploads/<sha256[:32]>/``, once per content, pruned after
+``APATE_UPLOAD_KEEP_DAYS``), hashed on the way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
-import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import Optional
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CHUNK = 1 << 20
 DEFAULT_LIMIT = 1 << 20  # routes without an upload: JSON parameters at most
 FORM_SLACK = 64 << 10  # room for the multipart framing, the other form fields or the JSON around a file
 DRAIN_BYTES = 16 << 20  # most bytes past a limit read and thrown away so that the client sees the 413
@@ -115,41 +109,3 @@ async def _reply_413(send: Send, limit: Limit) -> None:
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-# ----------------------------------------------------------------------------------------- saving files
-
-
-def safe_name(name: Optional[str], fallback: str = "upload") -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name or "").name).strip("._")
-    return cleaned[:80] or fallback
-
-
-def _private(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def save_stream(source: BinaryIO, root: Path, name: Optional[str]) -> Path:
-    """Copy ``source`` into ``root/<sha256[:32]>/<safe name>`` 1 MB at a time; an existing copy is reused."""
-    incoming = _private(root / ".incoming")
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=incoming)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: source.read(CHUNK), b""):
-                digest.update(block)
-                out.write(block)
-        path = _private(root / digest.hexdigest()[:32]) / safe_name(name)
-        if path.exists():
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-        return path
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_bytes(data: bytes, root: Path, name: Optional[str]) -> Path:
-    return save_stream(io.BytesIO(data), root, name)

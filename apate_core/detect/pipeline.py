@@ -489,6 +489,11 @@ def frame_view(result: DetectResult, index: int, detector: Detector, *, store: O
 
 def _decode_one(data: dict, record: dict) -> np.ndarray:
     path = data["input"]["path"]
+    if not Path(path).is_file():  # an upload pruned after APATE_UPLOAD_KEEP_DAYS, or a file moved since
+        raise InputRefused(f"The analysed file is no longer at {Path(path).name!r}, so this frame cannot be decoded "
+                           "again (the verdict, the scores and the top frames are kept with the result)",
+                           accepted="analysing the file again", limit="uploads are kept APATE_UPLOAD_KEEP_DAYS "
+                           "days after their last use")
     if data["kind"] != "video":
         from ..media.images import decode_image
 
