@@ -1,0 +1,93 @@
+"""Does the CLIP probe gain from pooled patch tokens? Measured with whole source repositories held out.
+
+The shipped probe reads each block's class token. This script also keeps, per block, the mean and the standard
+deviation of the 196 patch tokens (texture statistics a class token may not carry), for detect-data in the
+recipe's two views, and fits the recipe's probe (same standardisation, weights and C) on each choice::
+
+    APATE_DETECT_DATA=../shared/detect-data python scripts/probe_pooling_experiment.py --cache /tmp/tokens.npz
+
+Embedding takes about 8 minutes on two CPU cores (once; the cache is reused); each choice about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apate_core.detect import backbones, create_detector  # noqa: E402
+from apate_core.detect.clip_vit import LAYER_OUTPUTS, OnnxClipEncoder  # noqa: E402
+from apate_core.detect.training.datasets import load_data_source  # noqa: E402
+from apate_core.detect.training.embeddings import EmbeddingSet, views_of  # noqa: E402
+from apate_core.detect.training.probe import DEFAULT_C, source_holdout_logits, tpr_at_fpr  # noqa: E402
+
+POOLS = ("cls", "mean", "std")
+CHOICES = {"class tokens (shipped)": ("cls",), "patch mean": ("mean",), "class + patch mean": ("cls", "mean"),
+           "class + patch std": ("cls", "std")}
+BLOCKS = range(2, 9)  # the shipped probe's blocks (0-based)
+FAMILIES = ("face-swap", "StyleGAN3", "unknown-diffusion", "Gemini/Imagen")
+
+
+def embed(cache: Path) -> dict[str, np.ndarray]:
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            return dict(data)
+    detector = create_detector("clip_probe")
+    encoder = OnnxClipEncoder(str(backbones.original_path("clip_vit_b16")))
+    out: dict[str, list] = {k: [] for k in (*POOLS, "y", "family", "source", "path", "view")}
+    for row in load_data_source("detect-data"):
+        for view, (image, _steps) in enumerate(views_of(row, 2, 0)):
+            pixels = detector.preprocess([image]).numpy()
+            streams = np.concatenate(encoder.session.run(LAYER_OUTPUTS, {"pixel_values": pixels}))  # (12, 197, 768)
+            for name, pooled in zip(POOLS, (streams[:, 0], streams[:, 1:].mean(1), streams[:, 1:].std(1))):
+                out[name].append(pooled.astype(np.float16))
+            for key, value in (("y", row.label), ("family", row.family), ("source", row.source),
+                               ("path", str(row.path)), ("view", view)):
+                out[key].append(value)
+    arrays = {k: np.asarray(v) for k, v in out.items()}
+    np.savez(cache, **arrays)
+    return arrays
+
+
+def standardised(tokens: np.ndarray) -> np.ndarray:
+    """As the probe reads a token: LayerNorm without affine, then unit length."""
+    tokens = tokens.astype(np.float32)
+    tokens = (tokens - tokens.mean(-1, keepdims=True)) / (tokens.std(-1, keepdims=True) + 1e-5)
+    return tokens / np.sqrt(tokens.shape[-1])
+
+
+def report(data: dict[str, np.ndarray], pools: tuple[str, ...]) -> str:
+    from sklearn.metrics import roc_auc_score
+
+    X = np.concatenate([standardised(data[p][:, b]) for p in pools for b in BLOCKS], axis=1)
+    E = EmbeddingSet(X=X, y=data["y"], family=data["family"], source=data["source"], path=data["path"],
+                     view=data["view"], steps=np.array(["-"] * len(X)))
+    z = source_holdout_logits(E, DEFAULT_C)
+    parts = []
+    for view, name in ((0, "as is"), (1, "processed")):
+        m = E.view == view
+        parts.append(f"{name}: ROC-AUC {roc_auc_score(E.y[m], z[m]):.3f}, TPR@5% {tpr_at_fpr(E.y[m], z[m]):.3f}")
+    as_is = E.view == 0
+    for family in FAMILIES:
+        m = as_is & ((E.y == 0) | (E.family == family))
+        parts.append(f"{family} {roc_auc_score(E.y[m], z[m]):.3f}")
+    return "; ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True, help="npz of pooled tokens (made on the first run)")
+    args = parser.parse_args()
+    data = embed(args.cache)
+    for name, pools in CHOICES.items():
+        started = time.perf_counter()
+        print(f"{name}: {report(data, pools)} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
