@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .media.intake import MediaFile, intake_file
+from .media.intake import MediaFile, existing_file, intake_file
 from .progress import CancelToken, ProgressCallback, no_progress
 from .settings import Settings
 from .store import ResultStore, make_key
@@ -53,11 +53,7 @@ def fetch_source(
 ) -> tuple[Path, str]:
     """A local path for ``source``: the file itself, or a download of the URL under the same limits."""
     if not is_url(source):
-        path = Path(source)
-        if not path.is_file():
-            from .errors import InputRefused
-
-            raise InputRefused(f"No such file: {source}", accepted="a path to a video or image file, or an http(s) URL")
+        path = existing_file(source, "a path to a video or image file, or an http(s) URL")
         return path, path.name
     from .media.url import download_url
 

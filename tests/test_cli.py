@@ -41,6 +41,7 @@ def test_inspect_human_output_of_a_video(tmp_path):
     [
         (lambda d: (d / "notes.mp4").write_text("plain text") and str(d / "notes.mp4"), "not a recognised image or video"),
         (lambda d: str(d / "missing.jpg"), "No such file"),
+        (lambda d: str(d), "is a folder, not a file"),
         (lambda d: "http://127.0.0.1:9/x.mp4", "127.0.0.1"),
         (lambda d: "ftp://example.org/x.mp4", "ftp"),
     ],

@@ -89,6 +89,7 @@ def test_several_inputs_json_has_a_summary(tmp_path, images, apate_here):
 @pytest.mark.parametrize("args, expected", [
     (lambda d: [str((d / "notes.mp4").write_text("plain text") and d / "notes.mp4")], "not a recognised image or video"),
     (lambda d: [str(d / "missing.jpg")], "No such file"),
+    (lambda d: [str(d)], "is a folder, not a file. Accepted: paths to video or image files; `apate scan` analyses folders"),
     (lambda d: [str(CLIP), "--model", "no-such-model"], "no-such-model"),
     (lambda d: [str(CLIP), "--cam", "no-such-cam"], "Unknown heatmap method"),
     (lambda d: [str(CLIP), "--fps", "-1"], "fps must be a positive number"),

@@ -68,13 +68,10 @@ def _human(result, out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputRefused
-    from ..media.intake import intake_file
+    from ..media.intake import existing_file, intake_file
 
     settings = load_settings()
-    paths = [Path(p) for p in args.files]
-    for path in paths:  # refuse a missing file before loading anything heavy
-        if not path.is_file():
-            raise InputRefused(f"No such file: {path}", accepted="paths to video or image files")
+    paths = [existing_file(p, "paths to video or image files") for p in args.files]  # before anything heavy
     if len(paths) > settings.max_batch:
         raise InputRefused(f"{len(paths)} files in one job", limit=f"{settings.max_batch} (APATE_MAX_BATCH)")
     medias = [intake_file(path, settings) for path in paths]  # refuse bad content before loading a model

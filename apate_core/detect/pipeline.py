@@ -413,13 +413,10 @@ def analyse_path(path: str | Path, settings: Settings, detector: Detector, param
                  cancel: Optional[CancelToken] = None, name: Optional[str] = None, normalise: bool = False,
                  source: str = "") -> DetectResult:
     """Intake (refusing what is not accepted) then analyse."""
-    from ..media.intake import intake_file
+    from ..media.intake import existing_file, intake_file
 
     params = params or DetectParams()
-    path = Path(path)
-    if not path.is_file():
-        raise InputRefused(f"No such file: {path}", accepted="a path to a video or image file")
-    media = intake_file(path, settings, name=name)
+    media = intake_file(existing_file(path), settings, name=name)
     return analyse_media(media, detector, params, store=store, progress=progress, cancel=cancel,
                          settings=settings, normalise=normalise, source=source)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
+from ..errors import CorruptMedia, InputRefused, MediaTooLarge, UnsupportedMedia
 from ..settings import Settings
 from .animated import is_animated_webp
 from .images import ImageInfo, check_pixels, count_frames, decode_image
@@ -86,6 +86,16 @@ def _animation_kind(path: Path, fmt: str, settings: Settings) -> str:
     else:
         message = "GIF files are not accepted (APATE_ANIMATED_GIF=refuse)"
     raise UnsupportedMedia(message, accepted=_accepted(settings))
+
+
+def existing_file(path: str | Path, accepted: str = "a path to a video or image file") -> Path:
+    """``path`` when it is a file; otherwise a refusal that says what it is (a folder is not "no such file")."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise InputRefused(f"{path} is a folder, not a file", accepted=f"{accepted}; `apate scan` analyses folders")
+    raise InputRefused(f"No such file: {path}", accepted=accepted)
 
 
 def intake_file(path: str | Path, settings: Settings, name: Optional[str] = None) -> MediaFile:
