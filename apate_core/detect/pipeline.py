@@ -343,7 +343,7 @@ def _run(media, detector: Detector, params: DetectParams, progress: ProgressCall
     best = sorted(top, key=lambda item: (-item[0], item[2]))
     if want_maps and params.heatmaps == "top_k" and best:
         check_cancelled(cancel)
-        progress(scan_share, f"Heatmaps for the top {len(best)} frames")
+        progress(scan_share, f"Heatmaps for the top {len(best)} frames" if len(best) > 1 else "Heatmap for the frame")
         by_index = {r["index"]: r for r in records}
         for item in best:
             if item[4] is not None:  # made during the scan
