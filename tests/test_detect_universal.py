@@ -179,3 +179,25 @@ def test_taef2_aligned_source_re_synthesises_real_photos_once(tmp_path):
     stamp = rows[0].path.stat().st_mtime_ns
     load_data_source("detect-data-taef2", settings)
     assert rows[0].path.stat().st_mtime_ns == stamp  # made once, then read from the cache
+
+
+def test_per_source_table_shows_the_repository_that_breaks_a_family():
+    """One family from two repositories: the probe catches one repository's files and not the other's, and the
+    per-source table (in the card) says which, where the family's row only shows the average."""
+    from apate_core.detect.training.universal import report_tables
+
+    rng = np.random.default_rng(2)
+    n = 40
+    X = rng.normal(0, 1, (6 * n, 8))
+    y = np.r_[np.zeros(2 * n), np.ones(n), np.ones(n), np.zeros(n), np.ones(n)].astype(int)
+    X[2 * n:3 * n, 0] += 3.0  # the swaps of "clear" carry the cue the diffusion files have; those of "hard" do not
+    X[5 * n:, 0] += 3.0
+    source = np.array(["hard"] * n + ["cams"] * n + ["clear"] * n + ["hard"] * n + ["cams"] * (2 * n))
+    family = np.array(["camera"] * (2 * n) + ["swap"] * (2 * n) + ["camera"] * n + ["diffusion"] * n)
+    report = probe.holdout_report(_set(X, y, family, source), target_fpr=None)
+    per_source = report["as_is"]["source_holdout"]["sources"]
+    assert set(per_source) == {"cams", "clear", "hard"}
+    assert per_source["clear"]["roc_auc"] > 0.85 > per_source["hard"]["roc_auc"] + 0.2
+    assert per_source["clear"]["n_fake"] == per_source["hard"]["n_fake"] == n
+    title, table = report_tables(report)[-1]
+    assert title.startswith("per source repository") and "| clear |" in table and "| hard |" in table

@@ -104,16 +104,18 @@ def metrics(y: np.ndarray, z: np.ndarray, temperature: float = 1.0, threshold: f
 
 
 def family_table(E: EmbeddingSet, z_fake: np.ndarray, z_real: np.ndarray, temperature: float,
-                 threshold: float, min_count: int = 1) -> dict[str, dict[str, Any]]:
-    """Per generator family: its held-out fake logits ranked against all real held-out logits."""
+                 threshold: float, min_count: int = 1, groups: Optional[np.ndarray] = None) -> dict[str, dict[str, Any]]:
+    """Per generator family (or per value of ``groups``, e.g. E.source): its held-out fake logits ranked
+    against all real held-out logits."""
+    groups = E.family if groups is None else groups
     real = E.y == 0
     table = {}
-    for family in np.unique(E.family[E.y == 1]):
-        fake = (E.y == 1) & (E.family == family) & ~np.isnan(z_fake)
+    for group in np.unique(groups[E.y == 1]):
+        fake = (E.y == 1) & (groups == group) & ~np.isnan(z_fake)
         if fake.sum() < min_count:
             continue
         y = np.r_[np.zeros(real.sum(), int), np.ones(fake.sum(), int)]
-        table[str(family)] = metrics(y, np.r_[z_real[real], z_fake[fake]], temperature, threshold)
+        table[str(group)] = metrics(y, np.r_[z_real[real], z_fake[fake]], temperature, threshold)
     return table
 
 
@@ -151,7 +153,8 @@ def holdout_report(E: EmbeddingSet, C: float = DEFAULT_C, threshold: float = 0.6
         good_f = ~np.isnan(z_family_all)
         report[view_name] = {
             "source_holdout": {"overall": metrics(V.y[good], zs[good], temperature, threshold),
-                               "families": family_table(V, zs, zs, temperature, threshold)},
+                               "families": family_table(V, zs, zs, temperature, threshold),
+                               "sources": family_table(V, zs, zs, temperature, threshold, groups=V.source)},
             "family_holdout": {"overall": metrics(V.y[good_f], z_family_all[good_f], temperature, threshold),
                                "families": family_table(V, zf, zs, temperature, threshold)},
         }

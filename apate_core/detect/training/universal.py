@@ -255,4 +255,8 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, str]]:
                 rows = {"all": part["overall"], **part["families"]}
                 tables.append((f"{what}; files {'as they are' if view == 'as_is' else 'processed'} "
                                f"(T={report['temperature']:.3f})", markdown_table(rows)))
+    per_source = report.get("as_is", {}).get("source_holdout", {}).get("sources")
+    if per_source:  # where a family's figure comes from: one repository can make or break it
+        tables.append(("per source repository, held out; its generated files against every real file, as they are",
+                       markdown_table(per_source, first="source repository")))
     return tables
