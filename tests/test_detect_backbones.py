@@ -146,3 +146,5 @@ def test_a_probe_without_the_embedding_holds_only_the_blocks_it_reads():
         assert torch.allclose(mine, whole)
         with pytest.raises(ValueError, match="blocks 0-3 only"):
             short.module.encoder(pixels, [5], embedding=False)
+    with pytest.raises(ValueError, match="needs layers or the embedding"):
+        create_detector("clip_probe", layers="", use_embedding=False)

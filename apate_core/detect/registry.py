@@ -223,7 +223,7 @@ def clip_probe(config: DetectorConfig) -> nn.Module:
     layers, use_embedding = parse_layers(opts["layers"]), bool(opts["use_embedding"])
     # The port holds only the blocks the probe reads (scores and heatmaps never pass the last one): built
     # without weights and given the installed ones in place, it costs their memory once, not twice.
-    blocks = LAYERS if use_embedding else max(layers) + 1
+    blocks = LAYERS if use_embedding or not layers else max(layers) + 1  # no layers: ClipProbe says what is wrong
     with torch.device("meta"):
         encoder = ClipVisionEncoder(layers=blocks)
     state = backbones.load_state("clip_vit_b16", keep=lambda key: not key.startswith("layers.")
