@@ -10,7 +10,7 @@ import streamlit as st
 
 from apate_core import jobs
 from apate_core.errors import ApateError, InputRefused
-from apate_core.media.upload_area import save_bytes
+from apate_core.media.upload_area import save_bytes, uploads_root
 from apate_core.settings import Settings, load_settings
 from apate_core.store import ResultStore, open_store
 
@@ -70,7 +70,7 @@ def job_progress(job: jobs.Job, verb: str) -> None:
 def save_upload(uploaded) -> Path:
     """Write an uploaded file to the private upload area (shared with the API), once per content."""
     settings = get_settings()
-    return save_bytes(uploaded.getvalue(), settings.cache_path / "uploads", uploaded.name, settings.upload_keep_days)
+    return save_bytes(uploaded.getvalue(), uploads_root(settings), uploaded.name, settings.upload_keep_days)
 
 
 def error_card(exc: ApateError, title: str = "This input was refused") -> None:

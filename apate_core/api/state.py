@@ -12,6 +12,7 @@ from fastapi import HTTPException
 
 from ..errors import ApateError
 from ..jobs import Job, JobQueue, JobState
+from ..media.upload_area import uploads_root
 from ..monitoring import Monitoring
 from ..settings import Settings
 from ..store import ResultStore
@@ -48,7 +49,7 @@ class ApiState:
 
     @property
     def uploads(self) -> Path:
-        return self.settings.cache_path / "uploads"
+        return uploads_root(self.settings)
 
     @property
     def downloads(self) -> Path:

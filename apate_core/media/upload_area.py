@@ -24,6 +24,11 @@ INCOMING = ".incoming"  # partial copies, renamed into place when complete
 DAY_S = 86400.0
 
 
+def uploads_root(settings) -> Path:
+    """Where the dashboard and the API keep uploads: ``<APATE_CACHE_DIR>/uploads``."""
+    return settings.cache_path / "uploads"
+
+
 def safe_name(name: Optional[str], fallback: str = "upload") -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name or "").name).strip("._")
     return cleaned[:80] or fallback
