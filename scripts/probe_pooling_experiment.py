@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apate_core.detect import backbones, create_detector  # noqa: E402
-from apate_core.detect.clip_vit import LAYER_OUTPUTS, OnnxClipEncoder  # noqa: E402
+from apate_core.detect.clip_vit import LAYER_OUTPUTS, OnnxClipEncoder, probe_features  # noqa: E402
 from apate_core.detect.training.datasets import load_data_source  # noqa: E402
 from apate_core.detect.training.embeddings import EmbeddingSet, views_of  # noqa: E402
 from apate_core.detect.training.probe import DEFAULT_C, source_holdout_logits, tpr_at_fpr  # noqa: E402
@@ -54,17 +55,11 @@ def embed(cache: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def standardised(tokens: np.ndarray) -> np.ndarray:
-    """As the probe reads a token: LayerNorm without affine, then unit length."""
-    tokens = tokens.astype(np.float32)
-    tokens = (tokens - tokens.mean(-1, keepdims=True)) / (tokens.std(-1, keepdims=True) + 1e-5)
-    return tokens / np.sqrt(tokens.shape[-1])
-
-
 def report(data: dict[str, np.ndarray], pools: tuple[str, ...]) -> str:
     from sklearn.metrics import roc_auc_score
 
-    X = np.concatenate([standardised(data[p][:, b]) for p in pools for b in BLOCKS], axis=1)
+    tokens = [torch.from_numpy(data[p][:, b].astype(np.float32)) for p in pools for b in BLOCKS]
+    X = probe_features(None, tokens, use_embedding=False).numpy()  # standardised as the probe reads a token
     E = EmbeddingSet(X=X, y=data["y"], family=data["family"], source=data["source"], path=data["path"],
                      view=data["view"], steps=np.array(["-"] * len(X)))
     z = source_holdout_logits(E, DEFAULT_C)
