@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apate_core.detect import backbones, create_detector  # noqa: E402
 from apate_core.detect.clip_vit import LAYER_OUTPUTS, OnnxClipEncoder, probe_features  # noqa: E402
 from apate_core.detect.training.datasets import load_data_source  # noqa: E402
-from apate_core.detect.training.embeddings import EmbeddingSet, views_of  # noqa: E402
-from apate_core.detect.training.probe import DEFAULT_C, source_holdout_logits, tpr_at_fpr  # noqa: E402
+from apate_core.detect.training.embeddings import views_of  # noqa: E402
+from apate_core.detect.training.probe import source_holdout_summary  # noqa: E402
 
 POOLS = ("cls", "mean", "std")
 CHOICES = {"class tokens (shipped)": ("cls",), "patch mean": ("mean",), "class + patch mean": ("cls", "mean"),
@@ -56,22 +56,9 @@ def embed(cache: Path) -> dict[str, np.ndarray]:
 
 
 def report(data: dict[str, np.ndarray], pools: tuple[str, ...]) -> str:
-    from sklearn.metrics import roc_auc_score
-
     tokens = [torch.from_numpy(data[p][:, b].astype(np.float32)) for p in pools for b in BLOCKS]
     X = probe_features(None, tokens, use_embedding=False).numpy()  # standardised as the probe reads a token
-    E = EmbeddingSet(X=X, y=data["y"], family=data["family"], source=data["source"], path=data["path"],
-                     view=data["view"], steps=np.array(["-"] * len(X)))
-    z = source_holdout_logits(E, DEFAULT_C)
-    parts = []
-    for view, name in ((0, "as is"), (1, "processed")):
-        m = E.view == view
-        parts.append(f"{name}: ROC-AUC {roc_auc_score(E.y[m], z[m]):.3f}, TPR@5% {tpr_at_fpr(E.y[m], z[m]):.3f}")
-    as_is = E.view == 0
-    for family in FAMILIES:
-        m = as_is & ((E.y == 0) | (E.family == family))
-        parts.append(f"{family} {roc_auc_score(E.y[m], z[m]):.3f}")
-    return "; ".join(parts)
+    return source_holdout_summary(X, data, FAMILIES)
 
 
 def main() -> None:

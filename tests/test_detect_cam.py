@@ -49,8 +49,9 @@ class QuadrantBrightness(nn.Module):
         return self.head(self.region(torch.relu(self.conv(x))).mean(dim=(2, 3)))
 
 
-def _toy_detector(quadrant, sign=1.0, resize="resize") -> Detector:
-    config = DetectorConfig(architecture="toy", input_size=SIZE, resize=resize, mean=(0, 0, 0), std=(1, 1, 1))
+def _toy_detector(quadrant, sign=1.0, resize="resize", native_side=0) -> Detector:
+    config = DetectorConfig(architecture="toy", input_size=SIZE, resize=resize, mean=(0, 0, 0), std=(1, 1, 1),
+                            native_side=native_side)
     return Detector(module=QuadrantBrightness(quadrant, sign), config=config, target_layers_fn=lambda m: [m.region])
 
 
@@ -94,6 +95,18 @@ def test_centre_crop_maps_back_inside_the_crop():
     assert cam.shape == (SIZE, 2 * SIZE)
     assert cam[:, :SIZE // 2].max() == 0.0 and cam[:, SIZE // 2 + SIZE:].max() == 0.0
     assert _mass_in(cam, slice(0, SIZE // 2), slice(SIZE // 2, SIZE)) > 0.9
+
+
+def test_native_centre_crop_maps_back_onto_the_pixels_it_saw():
+    torch.manual_seed(0)
+    detector = _toy_detector((1, 1), resize="center_crop", native_side=2 * SIZE)
+    frame = _noise((SIZE + 32, 3 * SIZE, 3))  # kept at its own scale: the crop is rows 16..80, columns 64..128
+    cam = compute_cam(detector, [frame], "gradcam")[0]
+    assert cam.shape == frame.shape[:2]
+    outside = np.ones(cam.shape, bool)
+    outside[16:16 + SIZE, SIZE:2 * SIZE] = False
+    assert cam[outside].max() == 0.0
+    assert _mass_in(cam, slice(16 + SIZE // 2, 16 + SIZE), slice(SIZE + SIZE // 2, 2 * SIZE)) > 0.9
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vit_tiny"])

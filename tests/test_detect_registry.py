@@ -110,6 +110,29 @@ def test_preprocess_policies_and_normalisation():
     np.testing.assert_allclose(x[0, :, 0, 0].numpy(), expected, atol=1e-6)
 
 
+def test_native_side_crops_pixels_at_their_own_scale_within_bounds():
+    rng = np.random.default_rng(0)
+    detector = create_detector("resnet18", input_size=SIZE, resize="center_crop", native_side=96,
+                               mean=(0, 0, 0), std=(1, 1, 1))
+    image = rng.integers(0, 256, (80, 120, 3), dtype=np.uint8)  # shorter side within [64, 96]: no resampling
+    x = detector.preprocess([image])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(x, image[8:72, 28:92] / 255.0, atol=1e-6)
+    classic = create_detector("resnet18", input_size=SIZE, resize="center_crop", mean=(0, 0, 0), std=(1, 1, 1))
+    assert not np.allclose(classic.preprocess([image])[0].permute(1, 2, 0).numpy(), x, atol=1e-2)
+    # Larger frames shrink to the bound (a flat frame stays flat), smaller ones grow to the input size.
+    for shape in ((300, 200, 3), (40, 50, 3)):
+        flat = np.full(shape, 200, np.uint8)
+        out = detector.preprocess([flat])
+        assert tuple(out.shape) == (1, 3, SIZE, SIZE)
+        np.testing.assert_allclose(out.numpy(), 200 / 255.0, atol=1e-5)
+    config = detector.config
+    assert DetectorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old_card = {k: v for k, v in config.to_dict().items() if k != "native_side"}
+    assert DetectorConfig.from_dict(old_card).native_side == 0  # cards from before keep the classic crop
+    with pytest.raises(ValueError, match="native_side"):
+        create_detector("resnet18", input_size=SIZE, resize="center_crop", native_side=SIZE - 1)
+
+
 def test_full_image_policy_groups_sizes_and_keeps_order():
     torch.manual_seed(3)
     detector = create_detector("resnet18", resize="none")

@@ -138,6 +138,27 @@ def test_recipe_end_to_end_on_a_tiny_corpus(tmp_path):
     assert set(report["families"]) == {"fam0", "fam1"}
 
 
+def test_recipe_with_own_scale_crops_keeps_them_in_the_card_and_its_own_cache(tmp_path):
+    if not backbones.local_path("clip_vit_b16").is_file():
+        pytest.skip("CLIP backbone not installed; run `python -m apate_core.detect.backbones`")
+    from apate_core.detect import create_detector
+    from apate_core.detect.checkpoints import read_card
+    from apate_core.detect.training.universal import UniversalOptions, evaluate_source, train_universal
+
+    _tiny_corpus(tmp_path / "data")
+    settings = load_settings(environ={}, detect_data=str(tmp_path / "data"))
+    weights = train_universal(settings, tmp_path / "u.safetensors",
+                              UniversalOptions(sources=("detect-data",), views=1, native_side=320),
+                              cache_dir=tmp_path / "cache")
+    card = read_card(weights)
+    assert card["config"]["native_side"] == 320 and "own scale" in card["trained_on"]["summary"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["detect-data-clip_probe-native320.npz"]
+    detector = create_detector(str(weights))
+    assert detector.config.native_side == 320
+    evaluate_source(detector, settings, "detect-data", cache_dir=tmp_path / "cache")  # reads the same crops' cache
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_aligned_fakes_are_trained_on_but_never_scored():
     rng = np.random.default_rng(3)
     n = 20

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detect.training.universal import UniversalOptions, train_universal
 
     options = UniversalOptions(sources=tuple(args.sources), views=args.views, C=args.C, seed=args.seed,
-                               layers=args.layers, use_embedding=args.embedding)
+                               layers=args.layers, use_embedding=args.embedding, native_side=args.native_side)
     weights, seconds, card = run_recipe(args, "train-universal", train_universal, options)
     if args.readme:
         from ..detect.training.universal import render_card
@@ -36,12 +36,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..detect.training.universal import DEFAULT_LAYERS, SHIPPED_FILE, UniversalOptions
+    from ..detect.training.universal import DEFAULT_LAYERS, DEFAULT_NATIVE_SIDE, SHIPPED_FILE, UniversalOptions
 
     parser = sub.add_parser("train-universal", help="train Apate's default detector (CLIP ViT-B/16 linear probe)")
     add_probe_arguments(parser, f"assets/models/{SHIPPED_FILE}", "image", UniversalOptions().sources)
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"CLIP blocks (0-based) whose class tokens the probe reads (default {DEFAULT_LAYERS})")
     parser.add_argument("--embedding", action="store_true", help="also read CLIP's projected embedding")
+    parser.add_argument("--native-side", type=int, default=DEFAULT_NATIVE_SIDE,
+                        help="the centre crop sees pixels at their own scale up to this shorter side, px "
+                             f"(default {DEFAULT_NATIVE_SIDE}; 0 resizes the shorter side to 224)")
     parser.add_argument("--readme", default=None, metavar="PATH", help="also write the card as Markdown here")
     parser.set_defaults(handler=run)

@@ -24,7 +24,7 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
 from ..errors import InputRefused
 from ..progress import CancelToken, ProgressCallback, check_cancelled, no_progress
-from .models import Detector, DetectorConfig, as_rgb_uint8, crop_offsets, group_by_shape, shorter_side_shape
+from .models import Detector, DetectorConfig, as_rgb_uint8, center_crop_scale, crop_offsets, group_by_shape
 
 
 class FakeLogitTarget:
@@ -174,7 +174,7 @@ def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config: DetectorCon
     """Map a CAM at network-input size back onto the original frame (zeros outside a centre crop)."""
     height, width = frame_hw
     if config.resize == "center_crop":
-        new_h, new_w = shorter_side_shape(height, width, config.input_size)
+        new_h, new_w = center_crop_scale(height, width, config)
         top, left = crop_offsets(new_h, new_w, config.input_size)
         canvas = np.zeros((new_h, new_w), dtype=np.float32)
         canvas[top:top + cam.shape[0], left:left + cam.shape[1]] = cam

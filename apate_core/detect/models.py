@@ -32,7 +32,7 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 RESIZE_POLICIES = ("resize", "center_crop", "none")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-CONFIG_FIELDS = ("input_size", "resize", "mean", "std", "interpolation", "tile")
+CONFIG_FIELDS = ("input_size", "resize", "mean", "std", "interpolation", "tile", "native_side")
 # Below this a ResNet's five stride-2 stages leave nothing to pool.
 MIN_SIDE_NO_RESIZE = 32
 DEFAULT_TILE = 1024  # longest tile side, px, for native-resolution detectors (0: whole frames)
@@ -48,6 +48,10 @@ class DetectorConfig:
 
     resize: "resize" squashes to input_size x input_size, "center_crop" resizes the shorter side
     to input_size then crops the centre, "none" feeds the full image (CNNDetection's protocol).
+    native_side: with center_crop, 0 scales the shorter side to input_size; N > 0 leaves pixels at their
+    own scale while the shorter side is between input_size and N (larger frames shrink to N, smaller
+    ones grow to input_size), so the crop sees a generator's pixel-level traces instead of resampling
+    them away, and the scale a large photo is seen at stays bounded.
     tile: with resize="none", frames with a side over ``tile`` px are scored in tiles (mean of the
     tile logits; module docstring); 0 scores whole frames whatever their size. Ignored otherwise.
     options: builder arguments (e.g. ViT depth), kept so a checkpoint can be rebuilt exactly.
@@ -60,6 +64,7 @@ class DetectorConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     tile: int = DEFAULT_TILE
+    native_side: int = 0
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -84,6 +89,10 @@ class DetectorConfig:
         if not isinstance(self.tile, int) or isinstance(self.tile, bool) or not (
                 self.tile == 0 or self.tile >= 2 * MIN_SIDE_NO_RESIZE):
             raise ValueError(f"tile must be 0 (off) or an int >= {2 * MIN_SIDE_NO_RESIZE}, got {self.tile!r}")
+        if not isinstance(self.native_side, int) or isinstance(self.native_side, bool) or not (
+                self.native_side == 0 or self.native_side >= self.input_size):
+            raise ValueError(f"native_side must be 0 (off) or an int >= input_size ({self.input_size}), "
+                             f"got {self.native_side!r}")
 
     @property
     def option_dict(self) -> dict[str, Any]:
@@ -99,6 +108,7 @@ class DetectorConfig:
             "std": list(self.std),
             "interpolation": self.interpolation,
             "tile": self.tile,
+            "native_side": self.native_side,
             "options": self.option_dict,
         }
 
@@ -189,10 +199,17 @@ def as_rgb_uint8(image: Any, index: int = 0) -> np.ndarray:
 
 
 def shorter_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """Shape after resizing the shorter side to `size` (aspect kept), as center_crop uses it."""
+    """Shape after resizing the shorter side to `size` (aspect kept)."""
     if height <= width:
         return size, max(size, int(round(width * size / height)))
     return max(size, int(round(height * size / width))), size
+
+
+def center_crop_scale(height: int, width: int, config: DetectorConfig) -> tuple[int, int]:
+    """Shape a frame is scaled to before center_crop takes its centre (see DetectorConfig.native_side)."""
+    short = min(height, width)
+    target = config.input_size if not config.native_side else min(max(short, config.input_size), config.native_side)
+    return (height, width) if target == short else shorter_side_shape(height, width, target)
 
 
 def crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
@@ -218,7 +235,7 @@ def preprocess_one(image: np.ndarray, config: DetectorConfig) -> torch.Tensor:
     if config.resize == "resize" and (height, width) != (size, size):
         tensor = TF.resize(tensor, [size, size], interpolation=mode, antialias=True)
     elif config.resize == "center_crop":
-        new_h, new_w = shorter_side_shape(height, width, size)
+        new_h, new_w = center_crop_scale(height, width, config)
         if (new_h, new_w) != (height, width):
             tensor = TF.resize(tensor, [new_h, new_w], interpolation=mode, antialias=True)
         top, left = crop_offsets(new_h, new_w, size)

@@ -15,7 +15,7 @@ repositories (SD 1.x art previews, StyleGAN3 faces) must not become the whole of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -87,6 +87,27 @@ def family_holdout_logits(E: EmbeddingSet, C: float = DEFAULT_C,
         train = ~test & ~np.isin(E.source, sources)
         _scored(E, train, test, C, out)
     return out
+
+
+def source_holdout_summary(X: np.ndarray, rows: Mapping[str, np.ndarray], families: Sequence[str],
+                           C: float = DEFAULT_C) -> str:
+    """One line for experiments on features X of ``rows`` (arrays y, family, source, path, view): with sources
+    held out, ROC-AUC and TPR at 5 % FPR as is (view 0) and processed (view 1), then each named family's
+    generated files against every real file, as is."""
+    from sklearn.metrics import roc_auc_score
+
+    E = EmbeddingSet(X=X, y=rows["y"], family=rows["family"], source=rows["source"], path=rows["path"],
+                     view=rows["view"], steps=np.array(["-"] * len(X)))
+    z = source_holdout_logits(E, C)
+    out = []
+    for view, name in ((0, "as is"), (1, "processed")):
+        m = E.view == view
+        out.append(f"{name}: ROC-AUC {roc_auc_score(E.y[m], z[m]):.3f}, TPR@5% {tpr_at_fpr(E.y[m], z[m]):.3f}")
+    as_is = E.view == 0
+    for family in families:
+        m = as_is & ((E.y == 0) | (E.family == family))
+        out.append(f"{family} {roc_auc_score(E.y[m], z[m]):.3f}")
+    return "; ".join(out)
 
 
 def tpr_at_fpr(y: np.ndarray, z: np.ndarray, fpr: float = 0.05) -> float:
