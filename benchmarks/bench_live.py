@@ -16,6 +16,9 @@ mode on a real face with ``--faces``) it prints:
   camera interval, whatever inference costs;
 * dropped: camera frames the worker never analysed (overwritten in the one-slot mailbox).
 
+First it prints the time the model alone takes to score one frame at that size: the host's ceiling, which
+moves between machines (28 ms on one 2-core host, 55 ms on another, the same day).
+
 The figures depend on the cores free: the load average is printed with them.
 """
 
@@ -59,6 +62,19 @@ def face_frames(width: int = 640, height: int = 480) -> list[np.ndarray]:
     canvas = np.zeros((height, width, 3), np.uint8)
     canvas[:, (width - height) // 2:(width - height) // 2 + height] = face
     return [canvas]
+
+
+def scoring_ms(detector, size: tuple[int, int], repeats: int = 20) -> float:
+    """Median ms to score one frame of ``size`` (w, h) with the detector alone: the host's own ceiling,
+    so a low Live figure can be told apart from a slow machine."""
+    frame = camera_frames(*size, count=1)[0]
+    detector.logits([frame])  # warm-up
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        detector.logits([frame])
+        times.append(time.perf_counter() - tick)
+    return float(np.median(times) * 1000.0)
 
 
 def run(processor: LiveProcessor, frames: list[np.ndarray], seconds: float, camera_fps: float) -> dict:
@@ -113,6 +129,9 @@ def main() -> None:
     print(f"model {detector.name} ({detector.architecture}, input {detector.config.input_size}), processing {args.size}, "
           f"camera 640x480 @ {args.camera_fps:g} fps, {args.seconds:g} s each, torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    alone = scoring_ms(detector, size)
+    print(f"scoring one {args.size} frame with the model alone: {alone:.0f} ms median "
+          f"(this host's ceiling about {1000.0 / alone:.0f} frames/s)")
     processor = LiveProcessor(detector)
     warm = camera_frames(count=2)
     for heat in (False, True):  # warm-up: first calls allocate
