@@ -12,7 +12,8 @@ Policies: ``resize`` (shipped); ``native`` (centre 224 crop at the file's own re
 side is under 224 is first enlarged to 224); ``native512`` (area-shrink so the shorter side is at most 512, then
 ``native``: a bound on how much of a large photo the crop sees, so scale cannot mark a camera photo), likewise
 ``native384`` and ``native256``; ``grid512`` (the mean features of up to 3x3 crops spread over the image after
-the same shrink, so the whole frame is seen).
+the same shrink, so the whole frame is seen). Each line ends with the same figures over JPEG files only (real
+and generated alike), where the file format cannot separate the classes.
 
 Embedding took about 2.5 minutes per single-crop policy and 17 for ``grid512`` on two cores (2026-12-03); the
 figures are in the README (Models), with why own-scale crops are not the default.
@@ -110,7 +111,10 @@ def report(parts: list[dict[str, np.ndarray]]) -> str:
     first = parts[0]
     assert all((p["path"] == first["path"]).all() and (p["view"] == first["view"]).all() for p in parts)
     X = np.concatenate([p["X"] for p in parts], axis=1) / np.sqrt(len(parts))
-    return source_holdout_summary(X, first, FAMILIES)
+    jpeg = np.array([p.lower().endswith((".jpg", ".jpeg")) for p in first["path"].tolist()])
+    only_jpeg = {k: v[jpeg] for k, v in first.items() if k != "X"}
+    return (source_holdout_summary(X, first, FAMILIES)
+            + f"; JPEG files only, {source_holdout_summary(X[jpeg], only_jpeg, ())}")
 
 
 def main() -> None:
