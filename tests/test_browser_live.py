@@ -36,11 +36,17 @@ def camera_page(chromium):
             browser.close()
 
 
+# While a rerun is under way Streamlit keeps the previous run's elements on the page, marked stale, beside the
+# new ones; read only the current ones.
+CURRENT = "[data-testid='stElementContainer']:not([data-stale='true'])"
+
+
 def _status(page) -> tuple[int, int, float]:
     """(timeline points, processed frames, processed fps) as the page shows them."""
-    caption = page.get_by_text(re.compile(r"points in the last minute")).inner_text()
+    caption = page.locator(CURRENT).filter(has_text=re.compile(r"points in the last minute")).last.inner_text()
     points, processed = (int(v) for v in re.findall(r"(\d+) (?:points|processed)", caption))
-    fps = float(page.get_by_test_id("stMetricValue").nth(1).inner_text())
+    fps_metric = page.locator(CURRENT).filter(has_text="Processed fps").last
+    fps = float(fps_metric.get_by_test_id("stMetricValue").inner_text())
     return points, processed, fps
 
 
