@@ -52,6 +52,8 @@ def test_streamlit_config_agrees_with_settings():
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] in ("none", False)
     assert "theme" in config
+    # A full gc.collect() after every script and fragment run starved the job thread with ten sessions polling.
+    assert config["runner"]["postScriptGC"] is False
 
 
 def test_dockerfile_passes_hadolint():

@@ -186,9 +186,10 @@ class OnnxClipEncoder:
     fp32 PyTorch port on a CPU. Its embeddings agree with the port's to cosine ~0.97 (int8
     activations), so a probe is trained and scored on ONE of the two: Apate's on this one."""
 
-    def __init__(self, path: str, threads: int = 0, last_block: Optional[int] = None) -> None:
+    def __init__(self, path: str, threads: int = 0, last_block: Optional[int] = None, spinning: bool = True) -> None:
         """last_block: run only the graph up to that block's output (no embedding then), which saves the
-        later blocks' time when a probe reads nothing after it."""
+        later blocks' time when a probe reads nothing after it. spinning: let idle worker threads busy-wait
+        for the next piece of work (onnxruntime's default)."""
         import onnx
         import onnxruntime as ort
 
@@ -203,6 +204,7 @@ class OnnxClipEncoder:
             model = onnx.utils.Extractor(model).extract_model(["pixel_values"], keep)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self.outputs = {o.name for o in self.session.get_outputs()}
 
