@@ -18,7 +18,8 @@ from apate_core.errors import ApateError
 from apate_core.live import (
     FrameResult, LiveOptions, LiveProcessor, annotate, ema_alpha, fit_within, gallery_zip, score_colour,
 )
-from apate_core.live.processor import REAL_RGB, FAKE_RGB, analyse_frame, score_and_cam
+from apate_core.live.overlay import FAKE_RGB, REAL_RGB
+from apate_core.live.processor import analyse_frame, score_and_cam
 
 
 class FakeDetector:

@@ -13,12 +13,11 @@ from .processor import (
     Snapshot,
     analyse_frame,
     default_detector_name,
-    annotate,
     ema_alpha,
     fit_within,
     gallery_zip,
-    score_colour,
 )
+from .overlay import annotate, score_colour
 
 __all__ = [
     "PROCESSING_SIZES", "FrameResult", "LiveOptions", "LiveProcessor", "LiveStats", "Snapshot",
