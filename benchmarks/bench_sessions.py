@@ -44,14 +44,16 @@ def photos(folder: Path, n: int, seed: int) -> list[Path]:
     return out
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, *streamlit_options: str) -> tuple[subprocess.Popen, str]:
+    """The dashboard on a free loopback port with its store in folder; streamlit_options override
+    .streamlit/config.toml (e.g. "--runner.postScriptGC", "true")."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, APATE_CACHE_DIR=str(folder / "cache"), APATE_MODELS_DIR=str(folder / "models"))
     log = open(folder / "server.log", "w")  # noqa: SIM115 - the server's lifetime
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                             "--server.address", "127.0.0.1", "--server.headless", "true", *streamlit_options],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(180):
