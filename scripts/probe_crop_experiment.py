@@ -14,8 +14,9 @@ side is under 224 is first enlarged to 224); ``native512`` (area-shrink so the s
 ``native384`` and ``native256``; ``grid512`` (the mean features of up to 3x3 crops spread over the image after
 the same shrink, so the whole frame is seen); ``grid224`` (the shipped scale, shorter side to 224, with up to 3
 crops along the longer side instead of the centre one: the whole frame without own-scale pixels); ``resize_flip``
-(the shipped crop and its mirror image, mean features); ``area`` and ``bilinear`` (the shipped single centre crop,
-shrunk with OpenCV's area average or torchvision's antialiased bilinear instead of antialiased bicubic). Each line ends with the same figures over JPEG files only (real
+(the shipped crop and its mirror image, mean features); ``area`` (the shipped single centre crop, shrunk with OpenCV's
+area average) and ``bilinear`` (the product's own crop with ``interpolation="bilinear"``: antialiased bilinear
+instead of bicubic). Each line ends with the same figures over JPEG files only (real
 and generated alike), where the file format cannot separate the classes.
 
 Embedding took about 2.5 minutes per single-crop policy and 17 for ``grid512`` on two cores (2026-12-03); the
@@ -79,23 +80,13 @@ def grid(image: np.ndarray, most: int) -> list[np.ndarray]:
     return [image[t:t + SIDE, l:l + SIDE] for t in rows for l in cols]
 
 
-def bilinear(image: np.ndarray) -> np.ndarray:
-    """The shipped crop with antialiased bilinear (a triangle filter when shrinking) instead of bicubic."""
-    import torchvision.transforms.v2.functional as TF
-
-    h, w = image.shape[:2]
-    scale = SIDE / min(h, w)
-    tensor = TF.resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-                       [max(SIDE, round(h * scale)), max(SIDE, round(w * scale))],
-                       interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    return centre(tensor.permute(1, 2, 0).numpy())
-
-
 POLICIES = {"resize": None, "native": lambda im: [native(im)], "native512": lambda im: [native(im, 512)],
             "native384": lambda im: [native(im, 384)], "native256": lambda im: [native(im, 256)],
             "grid512": lambda im: grid(im, 512), "grid224": lambda im: grid(im, SIDE),
             "resize_flip": lambda im: [im, np.ascontiguousarray(im[:, ::-1])],
-            "area": lambda im: [centre(shrink_to(im, SIDE))], "bilinear": lambda im: [bilinear(im)]}
+            "area": lambda im: [centre(shrink_to(im, SIDE))], "bilinear": None}
+# Policies that are the product's own crop under another DetectorConfig.
+CONFIG_OVERRIDES = {"bilinear": {"interpolation": "bilinear"}}
 
 
 def embed(cache: Path, policy: str) -> dict[str, np.ndarray]:
@@ -103,7 +94,8 @@ def embed(cache: Path, policy: str) -> dict[str, np.ndarray]:
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             return dict(data)
-    detector = create_detector("clip_probe", layers=",".join(map(str, BLOCKS)), use_embedding=False)
+    detector = create_detector("clip_probe", layers=",".join(map(str, BLOCKS)), use_embedding=False,
+                               **CONFIG_OVERRIDES.get(policy, {}))
     crop = POLICIES[policy]
     out: dict[str, list] = {k: [] for k in ("X", "y", "family", "source", "path", "view")}
     started = time.perf_counter()
