@@ -12,7 +12,6 @@ START, 10 s to settle, then the page's own "Processed fps" read once a second; p
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sessions import ARGS, start_server  # noqa: E402
+from bench_sessions import ARGS, parse_browser_args, start_server  # noqa: E402
 
 CAMERA_ARGS = [*ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 CURRENT = "[data-testid='stElementContainer']:not([data-stale='true'])"  # not a previous run's element
@@ -62,10 +61,7 @@ def measure(pw, chromium: str, options: tuple[str, ...], seconds: int) -> list[f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
-    args = parser.parse_args()
-    if not args.chromium:
-        raise SystemExit("needs Debian's chromium (apt-get install chromium)")
+    args = parse_browser_args(parser)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -90,13 +90,19 @@ def verdict(page, path: Path) -> None:
     page.get_by_text("Top-8 mean").wait_for()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=10)
+def parse_browser_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The benchmark's arguments plus --chromium (Debian's by default), which must exist."""
     parser.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     args = parser.parse_args()
     if not args.chromium:
         raise SystemExit("needs Debian's chromium (apt-get install chromium)")
+    return args
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=10)
+    args = parse_browser_args(parser)
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
